@@ -1,0 +1,206 @@
+"""The run configuration: one frozen dataclass, its defaults, validation and overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import math
+import types
+import typing
+from pathlib import Path
+
+from acai.errors import ConfigError
+
+IMAGE_SIZE = 32  # every data source here yields 32x32 images
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+JIT_CHOICES = ("auto", "on", "off")
+STRATEGIES = ("auto", "none", "mirrored", "multi_worker", "tpu")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config:
+    """Everything one ACAI run depends on; the paper's CIFAR-10 settings are the defaults."""
+
+    # Data: "tfds" (tensorflow-datasets CIFAR-10), "lines32", or a local path.
+    data: str = "tfds"
+    classes: tuple[str, ...] = ()  # empty: every class
+    # Networks.
+    depth: int = 64
+    latent: int = 16
+    latent_width: int = 4
+    advdepth: int = 0  # critic depth; 0 means the same as `depth`
+    # Losses: advweight is the paper's lambda (0 gives the plain autoencoder), reg its gamma.
+    advweight: float = 0.5
+    reg: float = 0.2
+    # Optimisation. 1 kimg = 1024 images, as in the paper.
+    lr: float = 1e-4
+    batch: int = 64
+    total_kimg: float = 16384
+    epoch_kimg: float = 64  # one Keras epoch: progress report, checkpoint, image grids
+    # Speed.
+    precision: str = "auto"
+    jit_compile: str = "auto"
+    strategy: str = "auto"
+    # Bookkeeping.
+    seed: int = 0
+    keep_checkpoints: int = 2
+
+    def __post_init__(self):
+        _check_types(self)
+        checks = [
+            ("depth", self.depth >= 1, "must be at least 1"),
+            ("latent", self.latent >= 1, "must be at least 1"),
+            ("advdepth", self.advdepth >= 0, "must be 0 (same as depth) or more"),
+            ("advweight", self.advweight >= 0, "must be 0 or more"),
+            ("reg", 0 <= self.reg <= 1, "must be in [0, 1]"),
+            ("lr", self.lr > 0, "must be positive"),
+            ("batch", self.batch >= 2, "must be at least 2 (ACAI mixes pairs in a batch)"),
+            ("total_kimg", self.total_kimg > 0, "must be positive"),
+            ("epoch_kimg", self.epoch_kimg > 0, "must be positive"),
+            ("keep_checkpoints", self.keep_checkpoints >= 1, "must be at least 1"),
+            ("precision", self.precision in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}"),
+            ("jit_compile", self.jit_compile in JIT_CHOICES, f"must be one of {', '.join(JIT_CHOICES)}"),
+            ("strategy", self.strategy in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise ConfigError(f"config field '{name}' = {getattr(self, name)!r} {rule}")
+        w = self.latent_width
+        if w < 1 or IMAGE_SIZE % w or (IMAGE_SIZE // w) & (IMAGE_SIZE // w - 1):
+            raise ConfigError(
+                f"config field 'latent_width' = {w} must divide {IMAGE_SIZE} by a power of two "
+                "(1, 2, 4, 8, 16 or 32)"
+            )
+
+    @property
+    def scales(self) -> int:
+        """Number of 2x down-sampling levels between the image and the latent."""
+        return int(math.log2(IMAGE_SIZE // self.latent_width))
+
+    @property
+    def critic_depth(self) -> int:
+        return self.advdepth or self.depth
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, round(self.epoch_kimg * 1024 / self.batch))
+
+    @property
+    def total_steps(self) -> int:
+        return max(1, round(self.total_kimg * 1024 / self.batch))
+
+    def replace(self, **changes) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Config:
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(
+                f"unknown config field '{unknown[0]}'; known fields: {', '.join(field_names())}"
+            )
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**values)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Config)]
+
+
+def _field_types() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config)}
+
+
+def _check_types(config: Config) -> None:
+    for name, kind in _field_types().items():
+        value = getattr(config, name)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            object.__setattr__(config, name, float(value))  # 1 is a fine learning rate too
+            continue
+        expected = tuple if typing.get_origin(kind) is tuple else kind
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(
+                f"config field '{name}' = {value!r} has the wrong type; expected {_type_name(kind)}"
+            )
+        if expected is tuple and not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"config field '{name}' must be a list of class names")
+
+
+def _type_name(kind) -> str:
+    return "a comma-separated list" if typing.get_origin(kind) is tuple else kind.__name__
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """Parses one `field=value` command-line override into its typed value.
+
+    Args:
+      text: for example "depth=32", "lr=2e-4" or "classes=horse,bird".
+
+    Returns:
+      The field name and the value converted to the field's type.
+    """
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep:
+        raise ConfigError(f"override '{text}' is not of the form field=value (e.g. depth=32)")
+    kinds = _field_types()
+    if name not in kinds:
+        raise ConfigError(f"unknown config field '{name}'; known fields: {', '.join(kinds)}")
+    kind = kinds[name]
+    raw = raw.strip()
+    try:
+        if typing.get_origin(kind) is tuple:
+            return name, tuple(p.strip() for p in raw.split(",") if p.strip())
+        if kind is int:
+            return name, int(raw)
+        if kind is float:
+            return name, float(raw)
+    except ValueError:
+        raise ConfigError(
+            f"config field '{name}' needs {_type_name(kind)}, not '{raw}'"
+        ) from None
+    return name, raw
+
+
+def apply_overrides(config: Config, overrides: list[str]) -> Config:
+    """Returns `config` with each `field=value` override applied and validated."""
+    return config.replace(**dict(parse_override(o) for o in overrides))
+
+
+def load(path: str | None) -> Config:
+    """Loads a config from an experiments file defining `get_config()`, or the defaults.
+
+    Args:
+      path: a Python file such as `experiments/cifar10_cpu.py`, or None for the defaults.
+
+    Returns:
+      The validated config.
+    """
+    if path is None:
+        return Config()
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file '{path}' does not exist; pass e.g. experiments/cifar10.py")
+    spec = importlib.util.spec_from_file_location(f"acai_experiment_{file.stem}", file)
+    module = types.ModuleType(spec.name)
+    module.__file__ = str(file)
+    try:
+        spec.loader.exec_module(module)
+    except ConfigError:
+        raise
+    except Exception as e:  # a user's file: any error in it is a config error
+        raise ConfigError(f"config file '{path}' failed to load: {type(e).__name__}: {e}") from e
+    if not hasattr(module, "get_config"):
+        raise ConfigError(f"config file '{path}' must define get_config() returning acai.Config")
+    config = module.get_config()
+    if not isinstance(config, Config):
+        raise ConfigError(f"get_config() in '{path}' must return acai.Config, not {type(config)}")
+    return config
