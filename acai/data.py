@@ -1,0 +1,343 @@
+"""Data sources (tensorflow-datasets, the official archive, image folders) -> one tf.data pipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import logging
+import os
+import pickle
+import socket
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from acai.config import IMAGE_SIZE
+from acai.errors import DataError
+
+log = logging.getLogger(__name__)
+
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# Where tensorflow-datasets downloads CIFAR-10 from; probed first so that a machine without a
+# network fails in seconds instead of retrying for minutes.
+TFDS_DOWNLOAD_HOST = ("www.cs.toronto.edu", 443)
+HOLDOUT_FRACTION = 0.1  # an image folder without a test/ split gives this share to test
+_CACHE_FORMAT = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageData:
+    """A labelled image data set held in memory as uint8 arrays of shape (N, 32, 32, C)."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    class_names: tuple[str, ...]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_images.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def load(source: str, classes: tuple[str, ...] = ()) -> ImageData:
+    """Loads a data set from any supported source, keeping only `classes` if given.
+
+    Args:
+      source: "tfds" for CIFAR-10 through tensorflow-datasets; a path to the official
+        `cifar-10-python.tar.gz` or its extracted `cifar-10-batches-py/`; or an image folder
+        `<split>/<class>/*.jpg|png` (splits train and test), or a .tar/.tar.gz of one.
+      classes: class names to keep (labels are renumbered in the source's class order).
+
+    Returns:
+      The data set, decoded into memory.
+    """
+    if source == "tfds":
+        data = load_tfds()
+    else:
+        data = _cached(Path(source).expanduser(), _load_path)
+    return select_classes(data, classes)
+
+
+def select_classes(data: ImageData, classes: tuple[str, ...]) -> ImageData:
+    """Keeps the images of `classes` only and renumbers their labels from 0."""
+    if not classes:
+        return data
+    unknown = [c for c in classes if c not in data.class_names]
+    if unknown:
+        raise DataError(
+            f"unknown class '{unknown[0]}'; this data set has: {', '.join(data.class_names)}"
+        )
+    keep = [i for i, name in enumerate(data.class_names) if name in classes]
+    remap = np.full(len(data.class_names), -1, np.int32)
+    remap[keep] = np.arange(len(keep))
+
+    def pick(images, labels):
+        mask = np.isin(labels, keep)
+        return images[mask], remap[labels[mask]]
+
+    return ImageData(
+        *pick(data.train_images, data.train_labels),
+        *pick(data.test_images, data.test_labels),
+        tuple(data.class_names[i] for i in keep),
+    )
+
+
+# --- tensorflow-datasets -------------------------------------------------------------------
+
+
+def load_tfds(data_dir: str | None = None) -> ImageData:
+    """Loads CIFAR-10 through tensorflow-datasets, downloading it on first use."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder("cifar10", data_dir=data_dir)
+    if not builder.is_prepared():
+        try:
+            socket.create_connection(TFDS_DOWNLOAD_HOST, timeout=5).close()
+        except OSError as e:
+            raise DataError(
+                f"CIFAR-10 is not in the tensorflow-datasets folder ({builder.data_dir}) and cannot "
+                f"be downloaded ({e.strerror or e}); pass a local copy instead: DATA=path to "
+                "cifar-10-python.tar.gz or to an image folder train|test/<class>/*.jpg"
+            ) from None
+        builder.download_and_prepare()
+    splits = {
+        split: tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, as_supervised=True))
+        for split in ("train", "test")
+    }
+    names = tuple(builder.info.features["label"].names)
+    return ImageData(
+        splits["train"][0], splits["train"][1].astype(np.int32),
+        splits["test"][0], splits["test"][1].astype(np.int32), names,
+    )  # fmt: skip
+
+
+# --- local paths ---------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """Folder for decoded copies of local data sets: $ACAI_CACHE, else the XDG cache."""
+    if os.environ.get("ACAI_CACHE"):
+        return Path(os.environ["ACAI_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "acai"
+
+
+def _cached(path: Path, loader) -> ImageData:
+    """Decodes `path` once and keeps the arrays in the cache, keyed by path, size and time."""
+    if not path.exists():
+        raise DataError(f"data path '{path}' does not exist; pass DATA=an existing file or folder")
+    stat = path.stat()
+    key = f"{_CACHE_FORMAT}:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{IMAGE_SIZE}"
+    file = cache_dir() / f"data-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+    if file.exists():
+        try:
+            with np.load(file) as z:
+                return ImageData(
+                    z["train_images"], z["train_labels"], z["test_images"], z["test_labels"],
+                    tuple(str(c) for c in z["class_names"]),
+                )  # fmt: skip
+        except (OSError, ValueError, KeyError):
+            log.warning("ignoring an unreadable cache file %s", file)
+    data = loader(path)
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(f".tmp{os.getpid()}.npz")
+        np.savez(tmp, **{f.name: np.asarray(getattr(data, f.name)) for f in dataclasses.fields(data)})
+        os.replace(tmp, file)
+    except OSError as e:  # a read-only cache only costs the next run the decoding time
+        log.warning("could not cache the decoded data in %s: %s", file.parent, e)
+    return data
+
+
+def _load_path(path: Path) -> ImageData:
+    log.info("decoding %s (once; later runs read the cached copy)", path)
+    if path.is_dir():
+        batches = path / "cifar-10-batches-py"
+        if (path / "data_batch_1").exists():
+            return _cifar_python({p.name: p.read_bytes for p in path.iterdir()}, path)
+        if (batches / "data_batch_1").exists():
+            return _cifar_python({p.name: p.read_bytes for p in batches.iterdir()}, path)
+        return _image_folder(_folder_entries(path), path)
+    if tarfile.is_tarfile(path):
+        return _load_tar(path)
+    raise DataError(
+        f"data path '{path}' is neither a folder nor a .tar/.tar.gz archive; pass the CIFAR-10 "
+        "python archive, an image folder train|test/<class>/*.jpg, or a tar of one"
+    )
+
+
+def _load_tar(path: Path) -> ImageData:
+    try:
+        with tarfile.open(path) as tar:
+            members = [m for m in tar.getmembers() if m.isfile()]
+            names = {Path(m.name).name: m for m in members}
+            if "data_batch_1" in names and "test_batch" in names:
+                return _cifar_python(
+                    {n: (lambda m=m: tar.extractfile(m).read()) for n, m in names.items()}, path
+                )
+            entries = [
+                (Path(m.name).parts, lambda m=m: tar.extractfile(m).read()) for m in members
+            ]
+            return _image_folder(entries, path)
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise DataError(f"data archive '{path}' is unreadable ({e}); download it again") from None
+
+
+def _cifar_python(files: dict, path: Path) -> ImageData:
+    """The official `cifar-10-python` pickles: 5 training batches and a test batch."""
+
+    def read(name):
+        if name not in files:
+            raise DataError(f"'{path}' lacks CIFAR-10 file {name}; the archive is incomplete")
+        try:
+            batch = pickle.loads(files[name](), encoding="bytes")
+            images = np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32)
+            return images.transpose(0, 2, 3, 1), np.asarray(batch[b"labels"], np.int32)
+        except Exception as e:
+            raise DataError(f"CIFAR-10 file {name} in '{path}' is corrupt ({e})") from None
+
+    train = [read(f"data_batch_{i}") for i in range(1, 6)]
+    test_images, test_labels = read("test_batch")
+    return ImageData(
+        np.concatenate([t[0] for t in train]), np.concatenate([t[1] for t in train]),
+        test_images, test_labels, CIFAR10_CLASSES,
+    )  # fmt: skip
+
+
+def _folder_entries(root: Path) -> list:
+    return [
+        (p.relative_to(root).parts, p.read_bytes) for p in sorted(root.rglob("*")) if p.is_file()
+    ]
+
+
+def _image_folder(entries: list, path: Path) -> ImageData:
+    """An image tree `[prefix/]<split>/<class>/<file>`; splits train and (optionally) test."""
+    by_split: dict[str, dict[str, list]] = {}
+    for parts, read in entries:
+        if len(parts) < 3 or parts[-1].startswith("."):
+            continue
+        split, label = parts[-3], parts[-2]
+        if split in ("train", "test"):
+            by_split.setdefault(split, {}).setdefault(label, []).append((parts[-1], read))
+    if "train" not in by_split:
+        raise DataError(
+            f"'{path}' has no train/<class>/ images; lay it out as train|test/<class>/*.jpg"
+        )
+    class_names = tuple(sorted(by_split["train"]))
+    splits, skipped = {}, 0
+    for split, classes in by_split.items():
+        images, labels = [], []
+        for name in sorted(classes):
+            if name not in class_names:
+                raise DataError(f"'{path}' has test class '{name}' with no training images")
+            for file, read in sorted(classes[name], key=lambda e: e[0]):
+                try:
+                    images.append(decode_image(read()))
+                    labels.append(class_names.index(name))
+                except ValueError:
+                    skipped += 1
+        splits[split] = (np.stack(images) if images else None, np.asarray(labels, np.int32))
+    if skipped:
+        log.warning("skipped %d files in '%s' that are not readable images", skipped, path)
+    if splits["train"][0] is None:
+        raise DataError(f"'{path}' has no readable images under train/")
+    if "test" not in splits or splits["test"][0] is None:
+        log.warning("'%s' has no test/ split; holding out %d%% of train", path, HOLDOUT_FRACTION * 100)
+        splits["train"], splits["test"] = _holdout(*splits["train"])
+    return ImageData(*splits["train"], *splits["test"], class_names)
+
+
+def _holdout(images, labels):
+    order = np.random.default_rng(0).permutation(len(images))
+    n_test = max(1, int(len(images) * HOLDOUT_FRACTION))
+    test, train = order[:n_test], order[n_test:]
+    return (images[train], labels[train]), (images[test], labels[test])
+
+
+def decode_image(data: bytes | str | Path, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Decodes an image of any size and mode to RGB uint8 (size, size, 3).
+
+    Non-square images are centre-cropped to a square first, then resized.
+
+    Args:
+      data: the encoded bytes, or a file path.
+      size: the output width and height.
+
+    Returns:
+      The image array. Raises ValueError when `data` is not a readable image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
+            im.load()
+            if im.mode in ("RGBA", "LA", "P", "PA"):
+                rgba = im.convert("RGBA")
+                im = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                im.alpha_composite(rgba)  # transparent parts become white, not black
+            im = im.convert("RGB")
+            w, h = im.size
+            side = min(w, h)
+            im = im.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
+            if side != size:
+                im = im.resize((size, size), Image.Resampling.LANCZOS)
+            return np.asarray(im, np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise ValueError(f"not a readable image: {e}") from None
+
+
+# --- tf.data ---------------------------------------------------------------------------------
+
+
+def to_float(images):
+    """uint8 pixels [0, 255] -> float32 [-1, 1], the networks' input range."""
+    import tensorflow as tf
+
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8(images):
+    """float [-1, 1] -> uint8 [0, 255], rounding and clipping."""
+    import tensorflow as tf
+
+    return tf.cast(tf.clip_by_value(tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5), 0, 255), tf.uint8)
+
+
+def train_dataset(images: np.ndarray, labels: np.ndarray, *, batch: int, seed: int):
+    """Endless shuffled batches of (images in [-1, 1], labels), prefetched."""
+    import tensorflow as tf
+
+    if len(images) < batch:
+        raise DataError(f"only {len(images)} training images for a batch of {batch}; lower batch")
+    images = tf.constant(images)
+    labels = tf.constant(labels)
+    return (
+        tf.data.Dataset.range(len(images))
+        .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        .repeat()
+        .batch(batch, drop_remainder=True)
+        .map(lambda i: (to_float(tf.gather(images, i)), tf.gather(labels, i)),
+             num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )  # fmt: skip
+
+
+def eval_dataset(images: np.ndarray, labels: np.ndarray, *, batch: int):
+    """Every image once, in order, as (images in [-1, 1], labels) batches."""
+    import tensorflow as tf
+
+    return (
+        tf.data.Dataset.from_tensor_slices((images, labels))
+        .batch(batch)
+        .map(lambda x, y: (to_float(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
