@@ -1,0 +1,194 @@
+"""`ACAI(keras.Model)`: the autoencoder, critic and latent probe, and the losses that train them."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from acai import networks
+
+
+# --- the math, as small pure functions -------------------------------------------------------
+
+
+def fold_alpha(u):
+    """Maps uniform draws in [0, 1] to mixing coefficients in [0, 0.5]."""
+    return 0.5 - ops.abs(u - 0.5)  # the mix is symmetric, so alpha > 0.5 adds nothing
+
+
+def mix_latents(z, alpha):
+    """Mixes each latent with its partner in the reversed batch: alpha * z + (1 - alpha) * z[::-1].
+
+    Args:
+      z: latents (B, ...).
+      alpha: coefficients broadcastable to z, e.g. (B, 1, 1, 1).
+    """
+    return alpha * z + (1.0 - alpha) * ops.flip(z, axis=0)
+
+
+def autoencoder_loss(x, x_hat, critic_mix, *, advweight: float):
+    """The autoencoder's loss: reconstruction MSE plus advweight * the critic's squared guess.
+
+    Args:
+      x: the real images (B, H, W, C).
+      x_hat: their reconstructions.
+      critic_mix: the critic's predicted alpha for the decoded interpolants, (B, 1).
+      advweight: the paper's lambda; 0 gives the plain autoencoder.
+
+    Returns:
+      (total loss, reconstruction MSE, mean squared critic output), each a scalar.
+    """
+    mse = ops.mean(ops.square(x - x_hat))
+    fool = ops.mean(ops.square(critic_mix))  # the decoder wants the critic to answer 0
+    return mse + advweight * fool, mse, fool
+
+
+def critic_loss(critic_mix, critic_real, alpha):
+    """The critic's loss: regress alpha on interpolants, answer 0 on (nearly) real images.
+
+    Args:
+      critic_mix: the critic's output for the decoded interpolants, (B, 1).
+      critic_real: its output for x_hat + reg * (x - x_hat), (B, 1).
+      alpha: the true mixing coefficients, (B, 1).
+
+    Returns:
+      (total loss, alpha regression term, real-image term), each a scalar.
+    """
+    regress = ops.mean(ops.square(critic_mix - alpha))
+    real = ops.mean(ops.square(critic_real))
+    return regress + real, regress, real
+
+
+def rmse_255(mse):
+    """Root mean squared error on the 0-255 pixel scale, from the MSE on [-1, 1]."""
+    return ops.sqrt(mse) * 127.5
+
+
+class Rmse255(keras.metrics.Mean):
+    """Averages per-image squared errors and reports their root on the 0-255 scale."""
+
+    def result(self):
+        return rmse_255(super().result())
+
+
+# --- the model -------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="acai")
+class ACAI(keras.Model):
+    """An adversarially constrained autoencoder with its critic and latent probe."""
+
+    def __init__(
+        self, *, image_shape=(32, 32, 3), num_classes: int = 10, depth: int = 64,
+        latent: int = 16, scales: int = 3, advdepth: int = 0, advweight: float = 0.5,
+        reg: float = 0.2, policy: str = "float32", seed: int = 0, **kwargs,
+    ):  # fmt: skip
+        super().__init__(**kwargs)
+        self.image_shape = tuple(image_shape)
+        self.num_classes = num_classes
+        self.depth, self.latent, self.scales = depth, latent, scales
+        self.advdepth, self.advweight, self.reg = advdepth, advweight, reg
+        self.policy, self.seed = policy, seed
+        size = self.image_shape[0] >> scales
+        self.latent_shape = (size, size, latent)
+        self.encoder = networks.encoder(
+            self.image_shape, depth=depth, latent=latent, scales=scales, dtype=policy
+        )
+        self.decoder = networks.decoder(
+            self.latent_shape, depth=depth, colors=self.image_shape[-1], scales=scales, dtype=policy
+        )
+        self.critic = networks.critic(
+            self.image_shape, depth=advdepth or depth, latent=latent, scales=scales, dtype=policy
+        )
+        self.probe = networks.probe(self.latent_shape, num_classes=num_classes)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        names = ["loss_ae", "loss_ae_critic", "loss_critic", "loss_critic_real", "loss_probe"]
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.rmse = Rmse255(name="rmse")
+        self.probe_accuracy = keras.metrics.SparseCategoricalAccuracy(name="probe_accuracy")
+        self.built = True
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "image_shape": self.image_shape, "num_classes": self.num_classes,
+            "depth": self.depth, "latent": self.latent, "scales": self.scales,
+            "advdepth": self.advdepth, "advweight": self.advweight, "reg": self.reg,
+            "policy": self.policy, "seed": self.seed,
+        }  # fmt: skip
+
+    def compile(self, *, ae_optimizer, critic_optimizer, probe_optimizer, **kwargs):
+        """Sets one optimizer per network; the autoencoder's is also `model.optimizer`.
+
+        Under the mixed_float16 policy each optimizer is wrapped in a LossScaleOptimizer.
+        """
+        wrap = self.policy == "mixed_float16"
+        ae_optimizer, critic_optimizer, probe_optimizer = (
+            keras.optimizers.LossScaleOptimizer(o)
+            if wrap and not isinstance(o, keras.optimizers.LossScaleOptimizer) else o
+            for o in (ae_optimizer, critic_optimizer, probe_optimizer)
+        )  # fmt: skip
+        super().compile(optimizer=ae_optimizer, **kwargs)
+        self.ae_optimizer = ae_optimizer
+        self.critic_optimizer = critic_optimizer
+        self.probe_optimizer = probe_optimizer
+
+    def build_optimizers(self):
+        """Creates every optimizer slot now, so a checkpoint can restore into them."""
+        for optimizer, variables in self._optimized():
+            optimizer.build(variables)
+
+    def _optimized(self):
+        ae_vars = self.encoder.trainable_variables + self.decoder.trainable_variables
+        return [
+            (self.ae_optimizer, ae_vars),
+            (self.critic_optimizer, self.critic.trainable_variables),
+            (self.probe_optimizer, self.probe.trainable_variables),
+        ]
+
+    @property
+    def metrics(self):
+        return [*self.trackers.values(), self.rmse, self.probe_accuracy]
+
+    def call(self, images, training=False):
+        """Reconstructs `images` (B, H, W, C) in [-1, 1]."""
+        return self.decoder(self.encoder(images, training=training), training=training)
+
+    def train_step(self, data):
+        x, labels = data
+        batch = ops.shape(x)[0]
+        alpha = fold_alpha(keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator))
+        # Gradients from each replica are summed, so each replica's loss is scaled down.
+        share = 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape(persistent=True) as tape:
+            z = self.encoder(x, training=True)  # (B, h, w, latent)
+            x_hat = self.decoder(z, training=True)  # (B, H, W, C)
+            x_mix = self.decoder(mix_latents(z, alpha), training=True)
+            critic_mix = self.critic(x_mix, training=True)  # (B, 1)
+            critic_real = self.critic(x_hat + self.reg * (x - x_hat), training=True)
+            ae_total, mse, fool = autoencoder_loss(x, x_hat, critic_mix, advweight=self.advweight)
+            critic_total, _, real = critic_loss(critic_mix, critic_real, ops.reshape(alpha, (-1, 1)))
+            logits = self.probe(ops.stop_gradient(z), training=True)
+            probe_total = ops.mean(
+                keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+            )
+            totals = [ae_total, critic_total, probe_total]
+            scaled = [o.scale_loss(t * share) for (o, _), t in zip(self._optimized(), totals)]
+        for (optimizer, variables), loss in zip(self._optimized(), scaled):
+            optimizer.apply(tape.gradient(loss, variables), variables)
+        del tape
+        for name, value in zip(self.trackers, [mse, fool, critic_total, real, probe_total]):
+            self.trackers[name].update_state(value)
+        self.rmse.update_state(mse)
+        self.probe_accuracy.update_state(labels, logits)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, labels = data
+        z = self.encoder(x, training=False)
+        x_hat = self.decoder(z, training=False)
+        per_image = ops.mean(ops.square(x - x_hat), axis=(1, 2, 3))
+        self.rmse.update_state(per_image)
+        self.probe_accuracy.update_state(labels, self.probe(z, training=False))
+        return {m.name: m.result() for m in (self.rmse, self.probe_accuracy)}
