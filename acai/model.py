@@ -8,7 +8,6 @@ from keras import ops
 
 from acai import networks
 
-
 # --- the math, as small pure functions -------------------------------------------------------
 
 
@@ -60,6 +59,57 @@ def critic_loss(critic_mix, critic_real, alpha):
     return regress + real, regress, real
 
 
+def lerp(a, b, t):
+    """Linear interpolation between latents, per example.
+
+    Args:
+      a, b: latents of any shape (B, ...).
+      t: a scalar, or a vector (T,) of positions in [0, 1].
+
+    Returns:
+      (B, ...) for a scalar t, (T, B, ...) for a vector t.
+    """
+    a, b, t, shape = _flat_pairs(a, b, t)
+    return ops.reshape((1.0 - t) * a + t * b, shape)
+
+
+def slerp(a, b, t, *, eps: float = 1e-6):
+    """Spherical interpolation between latents, per example (flattened), as in the paper.
+
+    slerp(a, b, t) = sin((1 - t) w) / sin(w) * a + sin(t w) / sin(w) * b, with w the angle
+    between a and b. Nearly parallel or antipodal pairs (sin(w) < eps) fall back to lerp;
+    zero vectors give finite results. t = 0 and t = 1 return a and b exactly.
+
+    Args:
+      a, b: latents of any shape (B, ...).
+      t: a scalar, or a vector (T,) of positions in [0, 1].
+      eps: the sin(w) below which lerp is used.
+
+    Returns:
+      (B, ...) for a scalar t, (T, B, ...) for a vector t.
+    """
+    a, b, t, shape = _flat_pairs(a, b, t)  # a, b: (1, B, D); t: (T, 1, 1)
+    norms = ops.norm(a, axis=-1, keepdims=True) * ops.norm(b, axis=-1, keepdims=True)
+    cos = ops.sum(a * b, axis=-1, keepdims=True) / ops.maximum(norms, 1e-30)
+    omega = ops.arccos(ops.clip(cos, -1.0, 1.0))  # (1, B, 1)
+    sin = ops.sin(omega)
+    straight = sin < eps
+    safe = ops.where(straight, 1.0, sin)
+    wa = ops.where(straight, 1.0 - t, ops.sin((1.0 - t) * omega) / safe)
+    wb = ops.where(straight, t, ops.sin(t * omega) / safe)
+    return ops.reshape(wa * a + wb * b, shape)
+
+
+def _flat_pairs(a, b, t):
+    a = ops.convert_to_tensor(a, "float32")
+    b = ops.convert_to_tensor(b, "float32")
+    t = ops.convert_to_tensor(t, "float32")
+    batch_shape = tuple(ops.shape(a))
+    flat = (1, batch_shape[0], -1)
+    out = batch_shape if len(ops.shape(t)) == 0 else (ops.shape(t)[0], *batch_shape)
+    return ops.reshape(a, flat), ops.reshape(b, flat), ops.reshape(t, (-1, 1, 1)), out
+
+
 def rmse_255(mse):
     """Root mean squared error on the 0-255 pixel scale, from the MSE on [-1, 1]."""
     return ops.sqrt(mse) * 127.5
@@ -103,6 +153,11 @@ class ACAI(keras.Model):
         )
         self.probe = networks.probe(self.latent_shape, num_classes=num_classes)
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # Training steps taken; saved with the weights, so a resumed run knows where it is.
+        self.step = self.add_weight(
+            name="step", shape=(), dtype="int64", initializer="zeros", trainable=False,
+            aggregation="only_first_replica",
+        )  # fmt: skip
         names = ["loss_ae", "loss_ae_critic", "loss_critic", "loss_critic_real", "loss_probe"]
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.rmse = Rmse255(name="rmse")
@@ -155,6 +210,27 @@ class ACAI(keras.Model):
         """Reconstructs `images` (B, H, W, C) in [-1, 1]."""
         return self.decoder(self.encoder(images, training=training), training=training)
 
+    def encode(self, images):
+        """Images (B, H, W, C) in [-1, 1] -> latents (B, h, w, latent)."""
+        return self.encoder(images, training=False)
+
+    def decode(self, latents):
+        """Latents (B, h, w, latent) -> images (B, H, W, C) in about [-1, 1]."""
+        return self.decoder(latents, training=False)
+
+    def interpolate(self, images_a, images_b, t, *, spherical: bool = True):
+        """Decodes the latent path between two batches of images at position(s) t.
+
+        Returns (B, H, W, C) for a scalar t, (T, B, H, W, C) for a vector t.
+        """
+        za, zb = self.encode(images_a), self.encode(images_b)
+        z = (slerp if spherical else lerp)(za, zb, t)
+        if len(ops.shape(z)) == len(ops.shape(za)):
+            return self.decode(z)
+        steps = ops.shape(z)[0]
+        flat = ops.reshape(z, (-1, *self.latent_shape))  # (T * B, h, w, latent)
+        return ops.reshape(self.decode(flat), (steps, -1, *self.image_shape))
+
     def train_step(self, data):
         x, labels = data
         batch = ops.shape(x)[0]
@@ -168,7 +244,9 @@ class ACAI(keras.Model):
             critic_mix = self.critic(x_mix, training=True)  # (B, 1)
             critic_real = self.critic(x_hat + self.reg * (x - x_hat), training=True)
             ae_total, mse, fool = autoencoder_loss(x, x_hat, critic_mix, advweight=self.advweight)
-            critic_total, _, real = critic_loss(critic_mix, critic_real, ops.reshape(alpha, (-1, 1)))
+            critic_total, _, real = critic_loss(
+                critic_mix, critic_real, ops.reshape(alpha, (-1, 1))
+            )
             logits = self.probe(ops.stop_gradient(z), training=True)
             probe_total = ops.mean(
                 keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
@@ -178,6 +256,7 @@ class ACAI(keras.Model):
         for (optimizer, variables), loss in zip(self._optimized(), scaled):
             optimizer.apply(tape.gradient(loss, variables), variables)
         del tape
+        self.step.assign_add(1)
         for name, value in zip(self.trackers, [mse, fool, critic_total, real, probe_total]):
             self.trackers[name].update_state(value)
         self.rmse.update_state(mse)

@@ -46,7 +46,9 @@ def encoder(
         h = _conv_act(h, depth << level, dtype, f"down{level}_a")
         h = _conv_act(h, depth << level, dtype, f"down{level}_b")
         h = layers.AveragePooling2D(2, dtype=dtype, name=f"pool{level}")(h)  # halves H and W
-    h = _conv_act(h, depth << scales, dtype, "neck")  # (B, H >> scales, W >> scales, depth << scales)
+    h = _conv_act(
+        h, depth << scales, dtype, "neck"
+    )  # (B, H >> scales, W >> scales, depth << scales)
     h = _conv(latent, 3, dtype, "latent")(h)  # (B, H >> scales, W >> scales, latent)
     z = layers.Activation("linear", dtype="float32", name="to_float32")(h)
     return keras.Model(x, z, name=name)
