@@ -1,4 +1,4 @@
-"""Data sources (tensorflow-datasets, the official archive, image folders) -> one tf.data pipeline."""
+"""Data sources (tensorflow-datasets, the official archive, image folders) -> tf.data."""
 
 from __future__ import annotations
 
@@ -105,9 +105,9 @@ def load_tfds(data_dir: str | None = None) -> ImageData:
             socket.create_connection(TFDS_DOWNLOAD_HOST, timeout=5).close()
         except OSError as e:
             raise DataError(
-                f"CIFAR-10 is not in the tensorflow-datasets folder ({builder.data_dir}) and cannot "
-                f"be downloaded ({e.strerror or e}); pass a local copy instead: DATA=path to "
-                "cifar-10-python.tar.gz or to an image folder train|test/<class>/*.jpg"
+                f"CIFAR-10 is not in the tensorflow-datasets folder ({builder.data_dir}) and "
+                f"cannot be downloaded ({e.strerror or e}); pass a local copy instead: "
+                "DATA=path to cifar-10-python.tar.gz or to an image folder train|test/<class>/*.jpg"
             ) from None
         builder.download_and_prepare()
     splits = {
@@ -135,8 +135,7 @@ def _cached(path: Path, loader) -> ImageData:
     """Decodes `path` once and keeps the arrays in the cache, keyed by path, size and time."""
     if not path.exists():
         raise DataError(f"data path '{path}' does not exist; pass DATA=an existing file or folder")
-    stat = path.stat()
-    key = f"{_CACHE_FORMAT}:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{IMAGE_SIZE}"
+    key = f"{_CACHE_FORMAT}:{path.resolve()}:{IMAGE_SIZE}:{_fingerprint(path)}"
     file = cache_dir() / f"data-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
     if file.exists():
         try:
@@ -151,11 +150,22 @@ def _cached(path: Path, loader) -> ImageData:
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, **{f.name: np.asarray(getattr(data, f.name)) for f in dataclasses.fields(data)})
+        np.savez(
+            tmp, **{f.name: np.asarray(getattr(data, f.name)) for f in dataclasses.fields(data)}
+        )
         os.replace(tmp, file)
     except OSError as e:  # a read-only cache only costs the next run the decoding time
         log.warning("could not cache the decoded data in %s: %s", file.parent, e)
     return data
+
+
+def _fingerprint(path: Path) -> str:
+    """Size and modification time of a file, or of every file under a folder."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    stats = ((str(p.relative_to(path) if path.is_dir() else p.name), p.stat()) for p in files)
+    return hashlib.sha1(
+        "\n".join(f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in stats).encode()
+    ).hexdigest()
 
 
 def _load_path(path: Path) -> ImageData:
@@ -184,9 +194,7 @@ def _load_tar(path: Path) -> ImageData:
                 return _cifar_python(
                     {n: (lambda m=m: tar.extractfile(m).read()) for n, m in names.items()}, path
                 )
-            entries = [
-                (Path(m.name).parts, lambda m=m: tar.extractfile(m).read()) for m in members
-            ]
+            entries = [(Path(m.name).parts, lambda m=m: tar.extractfile(m).read()) for m in members]
             return _image_folder(entries, path)
     except (tarfile.TarError, EOFError, OSError) as e:
         raise DataError(f"data archive '{path}' is unreadable ({e}); download it again") from None
@@ -239,7 +247,7 @@ def _image_folder(entries: list, path: Path) -> ImageData:
         for name in sorted(classes):
             if name not in class_names:
                 raise DataError(f"'{path}' has test class '{name}' with no training images")
-            for file, read in sorted(classes[name], key=lambda e: e[0]):
+            for _, read in sorted(classes[name], key=lambda e: e[0]):
                 try:
                     images.append(decode_image(read()))
                     labels.append(class_names.index(name))
@@ -251,7 +259,9 @@ def _image_folder(entries: list, path: Path) -> ImageData:
     if splits["train"][0] is None:
         raise DataError(f"'{path}' has no readable images under train/")
     if "test" not in splits or splits["test"][0] is None:
-        log.warning("'%s' has no test/ split; holding out %d%% of train", path, HOLDOUT_FRACTION * 100)
+        log.warning(
+            "'%s' has no test/ split; holding out %d%% of train", path, HOLDOUT_FRACTION * 100
+        )
         splits["train"], splits["test"] = _holdout(*splits["train"])
     return ImageData(*splits["train"], *splits["test"], class_names)
 
@@ -309,7 +319,9 @@ def to_uint8(images):
     """float [-1, 1] -> uint8 [0, 255], rounding and clipping."""
     import tensorflow as tf
 
-    return tf.cast(tf.clip_by_value(tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5), 0, 255), tf.uint8)
+    return tf.cast(
+        tf.clip_by_value(tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5), 0, 255), tf.uint8
+    )
 
 
 def train_dataset(images: np.ndarray, labels: np.ndarray, *, batch: int, seed: int):
