@@ -11,8 +11,8 @@ __version__ = "0.1.0"
 # files and config validation stay fast.
 _LAZY = {
     "ACAI": "acai.model",
-    "train": "acai.train",
-    "load_run": "acai.train",
+    "train": "acai.trainer",
+    "load_run": "acai.trainer",
     "load_data": ("acai.data", "load"),
 }
 

@@ -1,0 +1,35 @@
+# Set-up: `make install`, then `make test`. Every target runs inside the virtual environment.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= experiments/cifar10_cpu.py
+DATA ?= tfds
+WORKDIR ?= runs/$(basename $(notdir $(CONFIG)))
+ARGS ?=
+
+.PHONY: install test lint format train bench clean
+
+install:  ## a virtual environment with the package (editable) and its test tools
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+
+test:  ## the test suite; "no tests collected" (pytest exit code 5) counts as a failure
+	@$(BIN)/pytest $(ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+lint:
+	$(BIN)/ruff check acai experiments tests
+
+format:
+	$(BIN)/ruff format acai experiments tests
+	$(BIN)/ruff check --fix acai experiments tests
+
+train:  ## make train CONFIG=experiments/cifar10_cpu.py DATA=path/to/cifar10 [WORKDIR=...] [ARGS="--set depth=32"]
+	$(BIN)/acai train --config $(CONFIG) --data $(DATA) --workdir $(WORKDIR) $(ARGS)
+
+bench:  ## make bench [CONFIG=experiments/cifar10.py] [ARGS="--set precision=float32"]
+	$(BIN)/acai bench --config $(CONFIG) $(ARGS)
+
+clean:
+	rm -rf build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny image folders and configs small enough to train in seconds."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from acai import Config
+
+CLASSES = ("bird", "horse")
+
+
+def write_image_tree(root, *, per_class=(24, 6), size=32, seed=0):
+    """Writes train|test/<class>/*.png: each class a colour with noise, so classes differ."""
+    rng = np.random.default_rng(seed)
+    for split, count in zip(("train", "test"), per_class):
+        for label, name in enumerate(CLASSES):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                base = np.array([200, 40, 40]) if label else np.array([40, 60, 200])
+                pixels = np.clip(base + rng.normal(0, 30, (size, size, 3)), 0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i:04d}.png")
+    return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    # Decoded data sets go to a temporary folder, never to the user's cache.
+    os.environ["ACAI_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACAI_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def image_tree(tmp_path):
+    return write_image_tree(tmp_path / "images")
+
+
+def tiny_config_for(image_tree):
+    """A config that trains in seconds: 2 epochs of 4 steps of 8 images, depth 4."""
+    return Config(
+        data=str(image_tree),
+        depth=4,
+        latent=4,
+        latent_width=4,
+        batch=8,
+        total_kimg=64 / 1024,
+        epoch_kimg=32 / 1024,
+        precision="float32",
+    )
+
+
+@pytest.fixture
+def tiny_config(image_tree):
+    return tiny_config_for(image_tree)

@@ -1,0 +1,154 @@
+import keras
+import numpy as np
+import pytest
+
+from acai import model as model_lib
+from acai.model import ACAI
+
+
+def test_fold_alpha_maps_into_half_interval():
+    u = np.linspace(0, 1, 101).astype(np.float32)
+    a = np.asarray(model_lib.fold_alpha(u))
+    assert a.min() == 0 and a.max() == 0.5
+    np.testing.assert_allclose(a, np.minimum(u, 1 - u), atol=1e-7)
+
+
+def test_mix_latents_pairs_each_example_with_its_mirror():
+    z = np.arange(3, dtype=np.float32).reshape(3, 1)
+    mixed = np.asarray(model_lib.mix_latents(z, np.array([[0.0], [0.5], [1.0]], np.float32)))
+    np.testing.assert_allclose(mixed[:, 0], [2.0, 1.0, 2.0])
+
+
+def test_losses_match_hand_computation():
+    x = np.ones((2, 2, 2, 1), np.float32)
+    x_hat = np.zeros_like(x)
+    critic_mix = np.array([[0.2], [0.4]], np.float32)
+    total, mse, fool = model_lib.autoencoder_loss(x, x_hat, critic_mix, advweight=0.5)
+    assert float(mse) == pytest.approx(1.0)
+    assert float(fool) == pytest.approx((0.04 + 0.16) / 2)
+    assert float(total) == pytest.approx(1.0 + 0.5 * 0.1)
+    alpha = np.array([[0.1], [0.4]], np.float32)
+    total, regress, real = model_lib.critic_loss(
+        critic_mix, np.array([[1.0], [0.0]], np.float32), alpha
+    )
+    assert float(regress) == pytest.approx((0.01 + 0.0) / 2)
+    assert float(real) == pytest.approx(0.5)
+    assert float(total) == pytest.approx(0.505)
+    assert float(model_lib.rmse_255(1.0)) == pytest.approx(127.5)
+
+
+# --- lerp and slerp --------------------------------------------------------------------------
+
+
+def norms(x):
+    return np.linalg.norm(np.asarray(x).reshape(len(x), -1), axis=1)
+
+
+def test_interpolations_are_exact_at_the_ends():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 5, 4, 4, 16)).astype(np.float32)
+    for f in (model_lib.lerp, model_lib.slerp):
+        np.testing.assert_array_equal(np.asarray(f(a, b, 0.0)), a)
+        np.testing.assert_array_equal(np.asarray(f(a, b, 1.0)), b)
+
+
+def test_slerp_keeps_the_norm_of_equal_norm_inputs():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(2, 8, 64)).astype(np.float32)
+    b *= (norms(a) / norms(b))[:, None]
+    for t in (0.1, 0.5, 0.77):
+        np.testing.assert_allclose(norms(model_lib.slerp(a, b, t)), norms(a), rtol=1e-5)
+    assert (norms(model_lib.lerp(a, b, 0.5)) < norms(a) * 0.95).all()  # lerp cuts the corner
+
+
+def test_slerp_of_orthogonal_unit_vectors_follows_the_circle():
+    a, b = np.array([[1.0, 0.0]], np.float32), np.array([[0.0, 1.0]], np.float32)
+    mid = np.asarray(model_lib.slerp(a, b, 0.5))
+    np.testing.assert_allclose(mid, [[np.sqrt(0.5), np.sqrt(0.5)]], rtol=1e-6)
+
+
+def test_slerp_parallel_antipodal_and_zero_inputs_are_finite():
+    a = np.array([[1.0, 2.0], [1.0, 2.0], [0.0, 0.0], [0.0, 0.0]], np.float32)
+    b = np.array([[2.0, 4.0], [-1.0, -2.0], [1.0, 1.0], [0.0, 0.0]], np.float32)
+    out = np.asarray(model_lib.slerp(a, b, 0.25))
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out[:2], np.asarray(model_lib.lerp(a, b, 0.25))[:2], rtol=1e-6)
+
+
+def test_vector_t_gives_one_batch_per_position():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(2, 3, 2, 2, 4)).astype(np.float32)
+    t = np.linspace(0, 1, 7, dtype=np.float32)
+    for f in (model_lib.lerp, model_lib.slerp):
+        out = np.asarray(f(a, b, t))
+        assert out.shape == (7, 3, 2, 2, 4)
+        np.testing.assert_allclose(out[3], np.asarray(f(a, b, t[3])), rtol=1e-5, atol=1e-6)
+
+
+# --- the model -------------------------------------------------------------------------------
+
+
+def tiny_model(**kwargs):
+    model = ACAI(image_shape=(32, 32, 3), num_classes=2, depth=4, latent=4, scales=3, **kwargs)
+    model.compile(
+        ae_optimizer=keras.optimizers.Adam(1e-3),
+        critic_optimizer=keras.optimizers.Adam(1e-3),
+        probe_optimizer=keras.optimizers.Adam(1e-3),
+    )
+    model.build_optimizers()
+    return model
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_float16"])
+def test_one_train_step_updates_all_three_networks(policy):
+    model = tiny_model(policy=policy)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    y = np.array([0, 1, 0, 1], np.int32)
+    before = {
+        n: [w.numpy().copy() for w in getattr(model, n).trainable_weights]
+        for n in ("encoder", "decoder", "critic", "probe")
+    }
+    logs = model.train_step((x, y))
+    for name, weights in before.items():
+        after = getattr(model, name).trainable_weights
+        assert any(not np.array_equal(w0, w1.numpy()) for w0, w1 in zip(weights, after)), name
+    assert int(model.step.numpy()) == 1
+    for key in (
+        "loss_ae",
+        "loss_ae_critic",
+        "loss_critic",
+        "loss_critic_real",
+        "loss_probe",
+        "rmse",
+        "probe_accuracy",
+    ):
+        assert np.isfinite(float(logs[key])), key
+
+
+def test_plain_autoencoder_ignores_the_critic():
+    # With advweight 0 the autoencoder's update must not depend on the critic's weights.
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    y = np.zeros(4, np.int32)
+    results = []
+    for critic_seed in (1, 2):
+        keras.utils.set_random_seed(0)
+        model = tiny_model(advweight=0.0)
+        keras.utils.set_random_seed(critic_seed)
+        for w in model.critic.trainable_weights:
+            w.assign(np.random.default_rng(critic_seed).normal(0, 0.1, w.shape))
+        model.train_step((x, y))
+        results.append([w.numpy() for w in model.decoder.trainable_weights])
+    for w0, w1 in zip(*results):
+        np.testing.assert_allclose(w0, w1, rtol=1e-6, atol=1e-7)
+
+
+def test_interpolate_decodes_the_latent_path():
+    model = tiny_model()
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(-1, 1, (2, 3, 32, 32, 3)).astype(np.float32)
+    ends = np.asarray(model.interpolate(a, b, np.array([0.0, 1.0], np.float32)))
+    assert ends.shape == (2, 3, 32, 32, 3)
+    np.testing.assert_allclose(ends[0], np.asarray(model(a)), atol=1e-5)
+    np.testing.assert_allclose(ends[1], np.asarray(model(b)), atol=1e-5)

@@ -1,0 +1,122 @@
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import acai
+from acai import WorkdirError
+from acai import trainer as train_lib
+
+
+def steps_logged(workdir):
+    with open(workdir / "history.csv") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny run trained once for the module: (config, workdir, results). Copy it to change it."""
+    from .conftest import tiny_config_for, write_image_tree
+
+    root = tmp_path_factory.mktemp("trained")
+    config = tiny_config_for(write_image_tree(root / "images"))
+    results = acai.train(config, root / "run", verbose=0)
+    return config, root / "run", results
+
+
+def copy_of(trained, tmp_path):
+    shutil.copytree(trained[1], tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_train_writes_a_run_and_resumes_it(trained, tmp_path):
+    tiny_config, _, results = trained
+    workdir = copy_of(trained, tmp_path)
+    assert results["step"] == tiny_config.total_steps == 8
+    assert results["images"] == 12 and 0 <= results["probe_accuracy"] <= 1
+    assert 0 < results["rmse"] < 255
+    assert json.loads((workdir / "eval.json").read_text()) == results
+    assert acai.Config.from_dict(json.loads((workdir / "config.json").read_text())) == tiny_config
+    assert sorted(p.name for p in (workdir / "samples").glob("*.png")) == [
+        "step_00000004.png",
+        "step_00000008.png",
+    ]
+    assert list((workdir / "logs").rglob("events.out.tfevents*"))
+    assert steps_logged(workdir) == [0, 1]
+    with open(workdir / "history.csv") as f:
+        assert float(next(csv.DictReader(f))["images_per_second"]) > 0
+
+    # Asking for one more epoch resumes at step 8, not 0.
+    longer = tiny_config.replace(total_kimg=96 / 1024)
+    assert acai.train(longer, workdir, verbose=0)["step"] == 12
+    assert steps_logged(workdir) == [0, 1, 2]
+    run = acai.load_run(workdir)
+    assert run.step == 12 and run.class_names == ("bird", "horse")
+    assert tuple(run.model(np.zeros((1, 32, 32, 3), np.float32)).shape) == (1, 32, 32, 3)
+
+
+def test_resume_restores_weights_and_optimizer_state(trained):
+    workdir = trained[1]
+    first = train_lib.load_run(workdir).model
+    second = train_lib.load_run(workdir).model
+    for a, b in zip(first.weights, second.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(second.ae_optimizer.iterations.numpy()) == 8
+    moments = [v for v in second.ae_optimizer.variables if "momentum" in v.path]
+    assert moments and any(np.abs(v.numpy()).sum() > 0 for v in moments)
+
+
+def test_a_different_model_in_the_same_workdir_is_refused(trained, tmp_path):
+    tiny_config = trained[0]
+    workdir = copy_of(trained, tmp_path)
+    saved = (workdir / "config.json").read_text()
+    with pytest.raises(WorkdirError, match="depth=4, not 8"):
+        acai.train(tiny_config.replace(depth=8), workdir, verbose=0)
+    assert (workdir / "config.json").read_text() == saved
+
+
+def test_a_locked_workdir_is_refused(tiny_config, tmp_path):
+    workdir = tmp_path / "run"
+    with train_lib.workdir_lock(workdir):
+        with pytest.raises(WorkdirError, match="in use"):
+            acai.train(tiny_config, workdir, verbose=0)
+    assert not (workdir / "checkpoints").exists()
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_older_one(trained, tmp_path, caplog):
+    workdir = copy_of(trained, tmp_path)
+    for part in (workdir / "checkpoints").glob("ckpt-8.data-*"):
+        part.write_bytes(b"\0" * part.stat().st_size)  # torn: right size, wrong bytes
+    for part in (workdir / "checkpoints").glob("ckpt-8.index"):
+        part.write_bytes(b"junk")
+    with caplog.at_level("WARNING"):
+        run = train_lib.load_run(workdir)
+    assert run.step == 4
+    assert "ckpt-8 is unreadable" in caplog.text
+
+
+def test_load_run_needs_a_trained_workdir(tmp_path):
+    with pytest.raises(WorkdirError, match="not a training run"):
+        train_lib.load_run(tmp_path)
+
+
+def test_sample_grid_layout(tiny_config):
+    model = train_lib.build_model(
+        tiny_config, image_shape=(32, 32, 3), num_classes=2, precision="float32", jit=False
+    )
+    images = np.linspace(-1, 1, 8 * 32 * 32 * 3, dtype=np.float32).reshape(8, 32, 32, 3)
+    grid = train_lib.sample_grid(model, images)
+    width = train_lib.SAMPLE_STEPS + 2
+    assert grid.shape == (32 * (2 + 2 * 4), 32 * width, 3) and grid.dtype == np.uint8
+    # Row 0 holds the originals; each interpolation row starts with image i and ends with i + 4.
+    np.testing.assert_array_equal(grid[:32, :32], np.round((images[0] + 1) * 127.5))
+    row = grid[64:96]
+    np.testing.assert_array_equal(row[:, -32:], np.round((images[4] + 1) * 127.5))
+
+
+def test_precision_and_xla_auto_choices():
+    assert train_lib.resolve_precision("float32") == "float32"
+    assert train_lib.resolve_precision("auto") in ("float32", "mixed_bfloat16", "mixed_float16")
+    assert train_lib.resolve_jit("on") is True and train_lib.resolve_jit("off") is False
