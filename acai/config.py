@@ -60,7 +60,11 @@ class Config:
             ("epoch_kimg", self.epoch_kimg > 0, "must be positive"),
             ("keep_checkpoints", self.keep_checkpoints >= 1, "must be at least 1"),
             ("precision", self.precision in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}"),
-            ("jit_compile", self.jit_compile in JIT_CHOICES, f"must be one of {', '.join(JIT_CHOICES)}"),
+            (
+                "jit_compile",
+                self.jit_compile in JIT_CHOICES,
+                f"must be one of {', '.join(JIT_CHOICES)}",
+            ),
             ("strategy", self.strategy in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
         ]
         for name, ok, rule in checks:
@@ -94,7 +98,9 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -164,9 +170,7 @@ def parse_override(text: str) -> tuple[str, object]:
         if kind is float:
             return name, float(raw)
     except ValueError:
-        raise ConfigError(
-            f"config field '{name}' needs {_type_name(kind)}, not '{raw}'"
-        ) from None
+        raise ConfigError(f"config field '{name}' needs {_type_name(kind)}, not '{raw}'") from None
     return name, raw
 
 
