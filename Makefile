@@ -6,8 +6,12 @@ CONFIG ?= experiments/cifar10_cpu.py
 DATA ?= tfds
 WORKDIR ?= runs/$(basename $(notdir $(CONFIG)))
 ARGS ?=
+HORSE ?= random
+BIRD ?= random
+T ?= 0.5
+STEPS ?= 11
 
-.PHONY: install test lint format train bench clean
+.PHONY: install test lint format train classifier interpolate pegasi bench clean
 
 install:  ## a virtual environment with the package (editable) and its test tools
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +31,16 @@ format:
 
 train:  ## make train CONFIG=experiments/cifar10_cpu.py DATA=path/to/cifar10 [WORKDIR=...] [ARGS="--set depth=32"]
 	$(BIN)/acai train --config $(CONFIG) --data $(DATA) --workdir $(WORKDIR) $(ARGS)
+
+classifier:  ## the CIFAR-10 classifier that scores pegasi: make classifier DATA=...
+	$(BIN)/acai classifier --data $(DATA) $(ARGS)
+
+interpolate:  ## make interpolate HORSE=7 BIRD=25 [WORKDIR=...] [OUT=...] [T=0.5] [STEPS=11]
+	$(BIN)/acai interpolate --workdir $(WORKDIR) --horse '$(HORSE)' --bird '$(BIRD)' \
+		--out $(or $(OUT),out/pegasus) --t $(T) --steps $(STEPS) $(ARGS)
+
+pegasi:  ## 64 pegasi and the best one: make pegasi [WORKDIR=...] [OUT=...] [T=0.5]
+	$(BIN)/acai pegasus --workdir $(WORKDIR) --out $(or $(OUT),out/pegasi) --t $(T) $(ARGS)
 
 bench:  ## make bench [CONFIG=experiments/cifar10.py] [ARGS="--set precision=float32"]
 	$(BIN)/acai bench --config $(CONFIG) $(ARGS)

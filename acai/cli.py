@@ -13,6 +13,8 @@ from acai import __version__
 from acai import config as config_lib
 from acai.errors import AcaiError
 
+DEFAULT_CLASSIFIER = os.path.join("runs", "classifier", "classifier.keras")
+
 
 def _config(args) -> config_lib.Config:
     config = config_lib.load(args.config)
@@ -40,6 +42,90 @@ def cmd_bench(args) -> int:
     result = bench_lib.bench(config, steps=args.steps, rounds=args.rounds)
     print(json.dumps(result))
     return 0
+
+
+def cmd_classifier(args) -> int:
+    if args.epochs < 1:
+        raise AcaiError(f"--epochs must be at least 1, not {args.epochs}")
+    from acai import classifier as classifier_lib
+
+    info = classifier_lib.train(args.data, args.out, epochs=args.epochs, verbose=args.verbose)
+    print(f"acai: classifier test accuracy {100 * info['test_accuracy']:.1f}% on "
+          f"{info['test_images']} images; wrote {args.out}")  # fmt: skip
+    return 0
+
+
+def _pegasus_setup(args):
+    """Loads the run, its data and the classifier (if any) for interpolate and pegasus."""
+    if not os.path.isdir(args.workdir):
+        raise AcaiError(f"WORKDIR '{args.workdir}' does not exist; train first (make train)")
+    from acai import classifier as classifier_lib
+    from acai import data as data_lib
+    from acai import interpolate as interp
+    from acai import trainer
+
+    run = trainer.load_run(args.workdir)
+    data = data_lib.load(run.config.data)  # all classes: indices are CIFAR-10 test indices
+    classifier = None
+    if os.path.isfile(args.classifier):
+        classifier = classifier_lib.Classifier(args.classifier)
+    elif args.command == "pegasus":
+        classifier_lib.Classifier(args.classifier)  # raises the "train it first" error
+    return run, data, interp.make_judge(run, data, classifier), interp
+
+
+def cmd_interpolate(args) -> int:
+    from acai import interpolate as interp_check
+
+    interp_check.check_t_steps(args.t, args.steps)
+    run, data, judge, interp = _pegasus_setup(args)
+    import numpy as np
+
+    rng = np.random.default_rng(args.seed)
+    horse = interp.pick(args.horse, data=data, want="horse", any_class=args.any_class, rng=rng)
+    bird = interp.pick(args.bird, data=data, want="bird", any_class=args.any_class, rng=rng)
+    result = interp.walk(run, judge, horse, bird, t=args.t, steps=args.steps, out=args.out)
+    print(f"acai: {horse.description} -> {bird.description}, t={args.t}, step {run.step}")
+    print(_side_by_side(result["lerp"], result["slerp"]))
+    if judge.classifier is None:
+        print(f"acai: no classifier at {args.classifier}, so no P(horse)/P(bird); "
+              "train one with: make classifier")  # fmt: skip
+    for path in result["files"]:
+        print(path)
+    return 0
+
+
+def cmd_pegasus(args) -> int:
+    from acai import interpolate as interp_check
+
+    interp_check.check_t_steps(args.t, 2)
+    run, data, judge, interp = _pegasus_setup(args)
+    manifest = interp.pegasi(
+        run, judge, data, n=args.n, t=args.t, candidates=max(args.candidates, args.n),
+        seed=args.seed, prefer_white=args.white, out=args.out,
+    )  # fmt: skip
+    best = manifest["images"][0]
+    print(f"acai: {args.n} pegasi (best of {manifest['candidates']} pairs, slerp t={args.t}); "
+          f"classifier accuracy {100 * manifest['classifier_test_accuracy']:.1f}%")  # fmt: skip
+    print(f"acai: best: horse {best['horse_index']} + bird {best['bird_index']}: "
+          f"P(horse) {best['p_horse']:.2f}, P(bird) {best['p_bird']:.2f}, critic alpha "
+          f"{best['critic_alpha']:.3f}, sharpness {best['sharpness_vs_real']:.2f}x real, "
+          f"nearest training image RMSE {best['nearest_train_rmse']:.1f}")  # fmt: skip
+    rows = [(k, manifest["summary"]["pegasi"][k], manifest["summary"]["crossfade"][k])
+            for k in manifest["summary"]["pegasi"]]  # fmt: skip
+    print(f"{'':28s}{'pegasi':>10s}{'cross-fade':>12s}")
+    for k, a, b in rows:
+        print(f"{k:28s}{a:10.3f}{b:12.3f}")
+    for path in manifest["files"]:
+        print(path)
+    return 0
+
+
+def _side_by_side(lerp_scores: dict, slerp_scores: dict) -> str:
+    lines = [f"{'':24s}{'lerp':>9s}{'slerp':>9s}"]
+    for key in lerp_scores:
+        lines.append(f"{key:24s}{lerp_scores[key]:9.3f}{slerp_scores[key]:9.3f}")
+    return "\n".join(lines)
 
 
 def _run_name(config_path: str | None) -> str:
@@ -79,7 +165,39 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=20, help="steps per timed round")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds of fit and of the bare step")
     p.set_defaults(func=cmd_bench)
+
+    p = commands.add_parser("classifier", help="train the CIFAR-10 classifier that scores pegasi")
+    p.add_argument("--data", default="tfds", help="as for train")
+    p.add_argument("--out", default=DEFAULT_CLASSIFIER, help="where classifier.keras goes")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_classifier)
+
+    p = commands.add_parser("interpolate", help="a pegasus from one horse and one bird")
+    _add_pegasus_args(p, out="out/pegasus")
+    p.add_argument("--horse", required=True, help="a test-set index, an image file, or 'random'")
+    p.add_argument("--bird", required=True, help="a test-set index, an image file, or 'random'")
+    p.add_argument("--steps", type=int, default=11, help="points on the lerp and slerp strips")
+    p.add_argument("--any-class", action="store_true", help="accept indices of any class")
+    p.set_defaults(func=cmd_interpolate)
+
+    p = commands.add_parser("pegasus", help="a batch of pegasi and the best one")
+    _add_pegasus_args(p, out="out/pegasi")
+    p.add_argument("--n", type=int, default=64, help="pegasi in the batch (64: an 8x8 grid)")
+    p.add_argument("--candidates", type=int, default=512, help="horse-bird pairs to rank")
+    p.add_argument("--white", action="store_true", help="prefer white pegasi")
+    p.set_defaults(func=cmd_pegasus)
     return parser
+
+
+def _add_pegasus_args(p: argparse.ArgumentParser, *, out: str) -> None:
+    p.add_argument("--workdir", default="runs/cifar10_cpu", help="a trained run")
+    p.add_argument("--out", default=out, help="output folder")
+    p.add_argument("--t", type=float, default=0.5, help="0 is the horse, 1 the bird")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--classifier", default=DEFAULT_CLASSIFIER, help="from acai classifier")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
 
 def main(argv: list[str] | None = None) -> int:

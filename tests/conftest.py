@@ -60,3 +60,14 @@ def tiny_config_for(image_tree):
 @pytest.fixture
 def tiny_config(image_tree):
     return tiny_config_for(image_tree)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A tiny run trained once per session: (config, workdir, results). Copy it to change it."""
+    import acai
+
+    root = tmp_path_factory.mktemp("trained")
+    config = tiny_config_for(write_image_tree(root / "images"))
+    results = acai.train(config, root / "run", verbose=0)
+    return config, root / "run", results

@@ -15,17 +15,6 @@ def steps_logged(workdir):
         return [int(row["epoch"]) for row in csv.DictReader(f)]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny run trained once for the module: (config, workdir, results). Copy it to change it."""
-    from .conftest import tiny_config_for, write_image_tree
-
-    root = tmp_path_factory.mktemp("trained")
-    config = tiny_config_for(write_image_tree(root / "images"))
-    results = acai.train(config, root / "run", verbose=0)
-    return config, root / "run", results
-
-
 def copy_of(trained, tmp_path):
     shutil.copytree(trained[1], tmp_path / "run")
     return tmp_path / "run"

@@ -1,0 +1,117 @@
+"""A small CIFAR-10 classifier of our own, the judge of what a pegasus looks like."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+from acai import data as data_lib
+from acai.errors import AcaiError
+
+DEFAULT_PATH = Path("runs") / "classifier" / "classifier.keras"
+
+
+def build(num_classes: int, *, width: int = 32) -> keras.Model:
+    """A VGG-style CNN on 32x32 images in [-1, 1], with flip and shift augmentation.
+
+    Args:
+      num_classes: number of output logits.
+      width: channels of the first block; blocks double it.
+
+    Returns:
+      An uncompiled functional model (B, 32, 32, 3) -> (B, num_classes) logits.
+    """
+    x = keras.Input((32, 32, 3), name="images")
+    h = layers.RandomFlip("horizontal")(x)
+    h = layers.RandomTranslation(0.1, 0.1, fill_mode="reflect")(h)
+    for level in range(3):
+        for i in range(2):
+            h = layers.Conv2D(width << level, 3, padding="same", use_bias=False,
+                              name=f"conv{level}_{i}")(h)  # fmt: skip
+            h = layers.BatchNormalization()(h)
+            h = layers.ReLU()(h)
+        h = layers.MaxPooling2D()(h)  # 32 -> 16 -> 8 -> 4
+    h = layers.GlobalAveragePooling2D()(h)
+    h = layers.Dropout(0.3)(h)
+    logits = layers.Dense(num_classes, name="logits")(h)
+    return keras.Model(x, logits, name="classifier")
+
+
+def train(source: str, out: str | Path = DEFAULT_PATH, *, epochs: int = 8, batch: int = 128,
+          seed: int = 0, verbose: int = 1) -> dict:  # fmt: skip
+    """Trains the classifier on a data source's training split and scores its test split.
+
+    Args:
+      source: as `acai.data.load`: "tfds", a CIFAR-10 archive or an image folder.
+      out: where `classifier.keras` goes; `classifier.json` (accuracy, classes) goes beside it.
+      epochs: passes over the training images.
+      batch: images per step.
+      seed: seeds the weights and the shuffling.
+      verbose: as `keras.Model.fit`.
+
+    Returns:
+      {"test_accuracy", "class_names", "epochs", "seconds"}.
+    """
+    data = data_lib.load(source)
+    keras.utils.set_random_seed(seed)
+    model = build(data.num_classes)
+    steps = epochs * (len(data.train_images) // batch)
+    schedule = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=steps)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    start = time.perf_counter()
+    train_ds = data_lib.train_dataset(data.train_images, data.train_labels, batch=batch, seed=seed)
+    test_ds = data_lib.eval_dataset(data.test_images, data.test_labels, batch=512)
+    model.fit(train_ds, steps_per_epoch=steps // epochs, epochs=epochs, validation_data=test_ds, shuffle=False,
+              verbose=verbose)  # fmt: skip
+    accuracy = float(model.evaluate(test_ds, verbose=0, return_dict=True)["accuracy"])
+    info = {
+        "test_accuracy": accuracy, "class_names": list(data.class_names), "epochs": epochs,
+        "seconds": round(time.perf_counter() - start, 1), "test_images": len(data.test_images),
+    }  # fmt: skip
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        model.save(Path(tmp) / "classifier.keras")
+        os.replace(Path(tmp) / "classifier.keras", out)
+    out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+class Classifier:
+    """A trained classifier with its class names: `probabilities(uint8 images)`."""
+
+    def __init__(self, path: str | Path = DEFAULT_PATH):
+        path = Path(path)
+        if not path.is_file():
+            raise AcaiError(
+                f"no classifier at '{path}'; train one first: make classifier DATA=... "
+                "(or acai classifier --data ...)"
+            )
+        info_file = path.with_suffix(".json")
+        try:
+            self.info = json.loads(info_file.read_text())
+            self.model = keras.saving.load_model(path)
+        except (OSError, ValueError) as e:
+            raise AcaiError(f"classifier '{path}' is unreadable ({e}); train it again") from None
+        self.class_names = tuple(self.info["class_names"])
+
+    def index(self, name: str) -> int:
+        if name not in self.class_names:
+            raise AcaiError(f"the classifier knows no class '{name}'; it has {self.class_names}")
+        return self.class_names.index(name)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """uint8 images (B, 32, 32, 3) -> class probabilities (B, num_classes)."""
+        logits = self.model.predict(data_lib.to_float(images), batch_size=256, verbose=0)
+        return np.asarray(keras.ops.softmax(logits, axis=-1))

@@ -1,0 +1,410 @@
+"""Pegasi: walk between a horse's and a bird's latent codes, decode, score and save."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from acai import data as data_lib
+from acai.errors import AcaiError
+from acai.model import lerp, slerp
+from acai.trainer import Run, save_png
+
+__all__ = ["combined_score", "lerp", "make_judge", "pegasi", "pick", "slerp", "walk"]
+
+VIEW_SCALE = 8  # a 32x32 pegasus is saved at 256x256
+NEAREST_CHUNK = 4096  # training images compared at once when searching the nearest one
+
+
+# --- scores, as small pure functions ---------------------------------------------------------
+
+
+def sharpness(images: np.ndarray) -> np.ndarray:
+    """Variance of the Laplacian of each image's luminance (0-255 scale); higher is sharper.
+
+    Args:
+      images: uint8 or float (B, H, W, 3) on the 0-255 scale.
+
+    Returns:
+      (B,) float64.
+    """
+    grey = np.asarray(images, np.float64) @ np.array([0.299, 0.587, 0.114])  # (B, H, W)
+    lap = (4 * grey[:, 1:-1, 1:-1] - grey[:, :-2, 1:-1] - grey[:, 2:, 1:-1]
+           - grey[:, 1:-1, :-2] - grey[:, 1:-1, 2:])  # fmt: skip
+    return lap.var(axis=(1, 2))
+
+
+def nearest_distance(images: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """RMSE (0-255) from each image to its nearest neighbour in `pool`.
+
+    Args:
+      images: (B, H, W, C) images.
+      pool: (N, H, W, C) images, e.g. the training set.
+
+    Returns:
+      (B,) distances.
+    """
+    a = np.asarray(images, np.float32).reshape(len(images), -1)
+    best = np.full(len(a), np.inf, np.float32)
+    a2 = (a**2).sum(1)
+    for start in range(0, len(pool), NEAREST_CHUNK):
+        b = np.asarray(pool[start : start + NEAREST_CHUNK], np.float32).reshape(-1, a.shape[1])
+        d2 = a2[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T  # (B, chunk)
+        best = np.minimum(best, d2.min(1))
+    return np.sqrt(np.maximum(best, 0) / a.shape[1])
+
+
+def spread(images: np.ndarray) -> float:
+    """Mean pairwise RMSE (0-255) within a batch; near 0 means the batch collapsed to one image."""
+    a = np.asarray(images, np.float32).reshape(len(images), -1)
+    if len(a) < 2:
+        return 0.0
+    sq = (a**2).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None] - 2 * a @ a.T, 0) / a.shape[1]
+    return float(np.sqrt(d2)[np.triu_indices(len(a), 1)].mean())
+
+
+def whiteness(images: np.ndarray) -> np.ndarray:
+    """Share of each image's pixels that are bright and grey (white-ish), in [0, 1]."""
+    x = np.asarray(images, np.float32)
+    bright = x.min(-1) > 170
+    grey = (x.max(-1) - x.min(-1)) < 40
+    return (bright & grey).mean(axis=(1, 2))
+
+
+def combined_score(p_horse, p_bird, critic_alpha, sharp_ratio, white=None, *, prefer_white=False):
+    """The ranking score of a pegasus, in [0, 1] (1.3 with prefer_white); higher is better.
+
+    0.6 * recognisability + 0.2 * realism + 0.2 * sharpness, where recognisability is
+    2 * min(P(horse), P(bird)) (1 when the classifier is torn 50/50 between the two), realism is
+    1 - 2 * critic alpha (the critic's alpha is 0 for real-looking reconstructions and at most
+    0.5), and sharpness is the image's Laplacian variance relative to real horse and bird
+    photos, capped at 1. prefer_white adds 0.3 * whiteness.
+    """
+    recognisable = 2 * np.minimum(p_horse, p_bird)
+    realism = 1 - 2 * np.clip(critic_alpha, 0, 0.5)
+    score = 0.6 * recognisable + 0.2 * realism + 0.2 * np.clip(sharp_ratio, 0, 1)
+    if prefer_white:
+        score = score + 0.3 * np.asarray(white)
+    return score
+
+
+@dataclasses.dataclass
+class Judge:
+    """Everything needed to score pegasi: the run's critic, a classifier, real photos."""
+
+    run: Run
+    classifier: object | None  # acai.classifier.Classifier, or None to skip P(horse)/P(bird)
+    train_images: np.ndarray
+    real_sharpness: float  # median over real test horses and birds
+
+    def score(self, decoded: np.ndarray, *, prefer_white: bool = False) -> dict[str, np.ndarray]:
+        """Scores float images in [-1, 1] (B, 32, 32, 3); returns one array per score."""
+        images = np.asarray(data_lib.to_uint8(decoded))
+        out = {
+            "critic_alpha": np.asarray(self.run.model.critic(decoded, training=False))[:, 0],
+            "sharpness": sharpness(images),
+            "nearest_train_rmse": nearest_distance(images, self.train_images),
+            "whiteness": whiteness(images),
+        }
+        out["sharpness_vs_real"] = out["sharpness"] / self.real_sharpness
+        if self.classifier is not None:
+            probs = self.classifier.probabilities(images)
+            out["p_horse"] = probs[:, self.classifier.index("horse")]
+            out["p_bird"] = probs[:, self.classifier.index("bird")]
+            out["horse_or_bird"] = np.isin(
+                probs.argmax(1), [self.classifier.index("horse"), self.classifier.index("bird")]
+            ).astype(np.float32)
+            out["score"] = combined_score(
+                out["p_horse"], out["p_bird"], out["critic_alpha"], out["sharpness_vs_real"],
+                out["whiteness"], prefer_white=prefer_white,
+            )  # fmt: skip
+        return out
+
+
+def make_judge(run: Run, data: data_lib.ImageData, classifier=None) -> Judge:
+    """Builds the scorer for a run; real-photo sharpness comes from its test horses and birds."""
+    real = data.test_images[np.isin(data.test_labels, class_indices(data, ("horse", "bird")))]
+    return Judge(run, classifier, data.train_images, float(np.median(sharpness(real))))
+
+
+# --- choosing the inputs ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Picked:
+    image: np.ndarray  # (32, 32, 3) uint8
+    description: str
+    index: int | None = None  # the test-set index, when it came from the test set
+
+
+def class_indices(data: data_lib.ImageData, names) -> list[int]:
+    missing = [n for n in names if n not in data.class_names]
+    if missing:
+        raise AcaiError(
+            f"this run's data has no class '{missing[0]}' (it has {', '.join(data.class_names)}); "
+            "pass image files instead"
+        )
+    return [data.class_names.index(n) for n in names]
+
+
+def pick(spec: str, *, data: data_lib.ImageData, want: str, any_class: bool = False,
+         rng: np.random.Generator | None = None) -> Picked:  # fmt: skip
+    """Resolves HORSE= or BIRD=: a test-set index, an image file, or "random".
+
+    Args:
+      spec: the user's text.
+      data: the data set whose test split the indices refer to.
+      want: the class an index must have ("horse" or "bird").
+      any_class: accept an index of any class.
+      rng: draws the "random" image.
+
+    Returns:
+      The image and a description of it.
+    """
+    spec = str(spec).strip()
+    n = len(data.test_images)
+    if spec == "random":
+        (label,) = class_indices(data, (want,))
+        choices = np.flatnonzero(data.test_labels == label)
+        index = int((rng or np.random.default_rng()).choice(choices))
+        return Picked(data.test_images[index], f"test image {index} ({want}, random)", index)
+    if spec.lstrip("-").isdigit():
+        index = int(spec)
+        if not 0 <= index < n:
+            raise AcaiError(
+                f"index {index} is out of range: the test set has {n} images (0-{n - 1})"
+            )
+        found = data.class_names[data.test_labels[index]]
+        if found != want and not any_class:
+            raise AcaiError(
+                f"test image {index} is a {found}, not a {want}; pass a {want}'s index, "
+                "'random', an image file, or --any-class"
+            )
+        return Picked(data.test_images[index], f"test image {index} ({found})", index)
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise AcaiError(f"'{spec}' is neither a test-set index (0-{n - 1}), 'random', nor a file")
+    try:
+        return Picked(data_lib.decode_image(path), f"file {path.name}")
+    except ValueError:
+        raise AcaiError(f"'{spec}' is not an image file PIL can read; pass a PNG or JPEG") from None
+
+
+# --- one walk: make interpolate --------------------------------------------------------------
+
+
+def walk(run: Run, judge: Judge, horse: Picked, bird: Picked, *, t: float = 0.5, steps: int = 11,
+         out: str | Path) -> dict:  # fmt: skip
+    """Writes the pegasus at t (nearest and smooth upscales) and a lerp/slerp strip.
+
+    Args:
+      run: a loaded run (`acai.load_run`).
+      judge: scores the results (`make_judge`).
+      horse, bird: the two input images.
+      t: where on the path the pegasus sits: 0 is the horse, 1 the bird.
+      steps: points on each strip row, both ends included.
+      out: the output folder.
+
+    Returns:
+      {"files": [...], "lerp": scores at t, "slerp": scores at t}.
+    """
+    check_t_steps(t, steps)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = run.model
+    x = data_lib.to_float(np.stack([horse.image, bird.image]))
+    z = np.asarray(model.encode(x))  # (2, h, w, latent)
+    za, zb = z[:1], z[1:]
+    ts = np.linspace(0, 1, steps, dtype=np.float32)
+    rows, at_t = [], {}
+    for name, path in (("lerp", lerp), ("slerp", slerp)):
+        row = np.asarray(model.decode(np.asarray(path(za, zb, ts))[:, 0]))  # (steps, H, W, C)
+        rows.append(row)
+        zt = np.asarray(path(za, zb, np.float32(t)))
+        decoded = np.asarray(model.decode(zt))
+        scores = {k: float(v[0]) for k, v in judge.score(decoded).items()}
+        ends = (np.linalg.norm(za) + np.linalg.norm(zb)) / 2
+        scores["latent_norm_vs_ends"] = float(np.linalg.norm(zt) / max(ends, 1e-12))
+        at_t[name] = (decoded[0], scores)
+
+    pegasus = np.asarray(data_lib.to_uint8(at_t["slerp"][0]))
+    files = [
+        save_png(pegasus, out / "pegasus.png", scale=VIEW_SCALE),
+        save_smooth(pegasus, out / "pegasus_smooth.png", scale=VIEW_SCALE),
+        save_strip(horse.image, bird.image, rows, ts, out / "strip.png"),
+    ]
+    result = {
+        "horse": horse.description, "bird": bird.description, "t": t, "steps": steps,
+        "files": [str(f) for f in files],
+        "lerp": at_t["lerp"][1], "slerp": at_t["slerp"][1],
+    }  # fmt: skip
+    _write_json(out / "pegasus.json", result)
+    result["files"].append(str(out / "pegasus.json"))
+    return result
+
+
+def check_t_steps(t: float, steps: int) -> None:
+    if not 0.0 <= t <= 1.0:
+        raise AcaiError(f"T={t} is outside [0, 1]; 0 is the horse, 1 the bird, 0.5 halfway")
+    if steps < 2:
+        raise AcaiError(f"STEPS={steps} is too few; a strip needs at least 2 points (both ends)")
+
+
+def save_smooth(image: np.ndarray, path: Path, *, scale: int) -> Path:
+    """Writes an upscaled copy with Lanczos resampling (smooth, not blocky)."""
+    from PIL import Image
+
+    size = (image.shape[1] * scale, image.shape[0] * scale)
+    big = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
+    return save_png(big, path)
+
+
+def save_strip(horse, bird, rows, ts, path: Path) -> Path:
+    """A two-row figure (lerp, slerp) from the horse to the bird, the inputs at both ends."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tiles = [
+        np.concatenate([horse[None], np.asarray(data_lib.to_uint8(r)), bird[None]]) for r in rows
+    ]
+    n = len(tiles[0])
+    fig, axes = plt.subplots(2, n, figsize=(1.1 * n, 2.6), squeeze=False)
+    labels = ["horse", *[f"t={t:.2f}" for t in ts], "bird"]
+    for r, (name, row) in enumerate(zip(("lerp", "slerp"), tiles)):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(row[c], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(labels[c], fontsize=7)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=9)
+    fig.tight_layout(pad=0.3)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+# --- a batch: make pegasi --------------------------------------------------------------------
+
+
+def pegasi(run: Run, judge: Judge, data: data_lib.ImageData, *, n: int = 64, t: float = 0.5,
+           candidates: int = 512, seed: int = 0, prefer_white: bool = False,
+           out: str | Path) -> dict:  # fmt: skip
+    """Makes `n` pegasi from distinct test horse-bird pairs, keeping the best-scoring ones.
+
+    `candidates` distinct pairs are drawn, each decoded with slerp at t and scored; the `n`
+    with the highest combined score are kept, best first. The same pairs' 50/50 pixel
+    cross-fades are scored too, as the baseline a pegasus must beat.
+
+    Args:
+      run: a loaded run.
+      judge: the scorer, with a classifier.
+      data: the data set holding the test horses and birds.
+      n: pegasi to keep (64 makes an 8x8 grid).
+      t: position on the path, 0 the horse and 1 the bird.
+      candidates: pairs to score (at least n).
+      seed: seeds the choice of pairs.
+      prefer_white: rank white-ish pegasi higher.
+      out: the output folder.
+
+    Returns:
+      The manifest written to `pegasi.json`.
+    """
+    check_t_steps(t, 2)
+    if judge.classifier is None:
+        raise AcaiError("pegasi need the classifier to rank them; train it: make classifier")
+    if n < 1 or candidates < n:
+        raise AcaiError(f"need 1 <= n <= candidates, got n={n}, candidates={candidates}")
+    horse_label, bird_label = class_indices(data, ("horse", "bird"))
+    horses = np.flatnonzero(data.test_labels == horse_label)
+    birds = np.flatnonzero(data.test_labels == bird_label)
+    if len(horses) * len(birds) < candidates:
+        raise AcaiError(f"only {len(horses) * len(birds)} horse-bird pairs; lower candidates")
+    rng = np.random.default_rng(seed)
+    flat = rng.choice(len(horses) * len(birds), size=candidates, replace=False)  # distinct pairs
+    pairs = np.stack([horses[flat // len(birds)], birds[flat % len(birds)]], 1)  # (cand, 2)
+
+    decoded = []
+    for chunk in np.array_split(pairs, max(1, len(pairs) // 256)):
+        x_h = data_lib.to_float(data.test_images[chunk[:, 0]])
+        x_b = data_lib.to_float(data.test_images[chunk[:, 1]])
+        decoded.append(np.asarray(run.model.interpolate(x_h, x_b, np.float32(t))))
+    decoded = np.concatenate(decoded)
+    scores = judge.score(decoded, prefer_white=prefer_white)
+    keep = np.argsort(-scores["score"], kind="stable")[:n]
+    images = np.asarray(data_lib.to_uint8(decoded[keep]))
+
+    fades = (1 - t) * data_lib.to_float(data.test_images[pairs[keep, 0]]) + t * data_lib.to_float(
+        data.test_images[pairs[keep, 1]]
+    )
+    fade_scores = judge.score(np.asarray(fades))
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    side = int(np.ceil(np.sqrt(n)))
+    files = [
+        save_png(tile(images, side), out / "pegasi.png", scale=3),
+        save_png(images[0], out / "best_pegasus.png", scale=VIEW_SCALE),
+        save_smooth(images[0], out / "best_pegasus_smooth.png", scale=VIEW_SCALE),
+    ]
+    manifest = {
+        "run": {"step": run.step, "config": run.config.to_dict()},
+        "t": t, "interpolation": "slerp", "candidates": candidates, "seed": seed,
+        "prefer_white": prefer_white,
+        "classifier_test_accuracy": judge.classifier.info.get("test_accuracy"),
+        "real_photo_sharpness": judge.real_sharpness,
+        "summary": {"pegasi": summarise(scores, keep, images),
+                    "crossfade": summarise(fade_scores, slice(None), np.asarray(
+                        data_lib.to_uint8(fades)))},
+        "images": [
+            {"rank": r, "horse_index": int(pairs[i, 0]), "bird_index": int(pairs[i, 1]), "t": t,
+             **{k: round(float(v[i]), 5) for k, v in scores.items()}}
+            for r, i in enumerate(keep)
+        ],
+        "files": [str(f) for f in files],
+    }  # fmt: skip
+    _write_json(out / "pegasi.json", manifest)
+    manifest["files"].append(str(out / "pegasi.json"))
+    return manifest
+
+
+def summarise(scores: dict, keep, images: np.ndarray) -> dict:
+    """The scorecard of a set of images: shares, means and the best recognisability."""
+    pick_ = {k: np.asarray(v)[keep] for k, v in scores.items()}
+    recog = np.minimum(pick_["p_horse"], pick_["p_bird"])
+    return {
+        "horse_or_bird_share": float(pick_["horse_or_bird"].mean()),
+        "mean_min_p": float(recog.mean()),
+        "best_min_p": float(recog.max()),
+        "mean_critic_alpha": float(pick_["critic_alpha"].mean()),
+        "mean_sharpness_vs_real": float(pick_["sharpness_vs_real"].mean()),
+        "mean_nearest_train_rmse": float(pick_["nearest_train_rmse"].mean()),
+        "spread_rmse": spread(images),
+    }
+
+
+def tile(images: np.ndarray, side: int) -> np.ndarray:
+    """(B, H, W, C) -> one (side * H, side * W, C) grid, row by row, padded with black."""
+    b, h, w, c = images.shape
+    padded = np.zeros((side * side, h, w, c), images.dtype)
+    padded[:b] = images
+    return (
+        padded.reshape(side, side, h, w, c).transpose(0, 2, 1, 3, 4).reshape(side * h, side * w, c)
+    )
+
+
+def _write_json(path: Path, value) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,148 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from acai import AcaiError, trainer
+from acai import classifier as classifier_lib
+from acai import data as data_lib
+from acai import interpolate as interp
+
+
+@pytest.fixture(scope="module")
+def pegasus_kit(trained, tmp_path_factory):
+    """The tiny trained run, its data, and a classifier trained for one epoch on it."""
+    config, workdir, _ = trained
+    path = tmp_path_factory.mktemp("classifier") / "classifier.keras"
+    classifier_lib.train(config.data, path, epochs=1, batch=8, verbose=0)
+    run = trainer.load_run(workdir)
+    data = data_lib.load(config.data)
+    judge = interp.make_judge(run, data, classifier_lib.Classifier(path))
+    return run, data, judge, path
+
+
+# --- the pure scores -------------------------------------------------------------------------
+
+
+def test_sharpness_ranks_an_image_above_its_blur():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 32, 32, 3)).astype(np.float64)
+    blurred = (
+        images + np.roll(images, 1, 1) + np.roll(images, 1, 2) + np.roll(images, 1, (1, 2))
+    ) / 4
+    assert (interp.sharpness(images) > 2 * interp.sharpness(blurred)).all()
+    assert interp.sharpness(np.full((1, 8, 8, 3), 77.0))[0] == 0
+
+
+def test_nearest_distance_and_spread():
+    rng = np.random.default_rng(0)
+    pool = rng.integers(0, 256, (10, 4, 4, 3)).astype(np.uint8)
+    d = interp.nearest_distance(pool[[3, 7]], pool)
+    np.testing.assert_allclose(d, 0, atol=1e-2)
+    shifted = np.clip(pool[:1].astype(np.int32) + 10, 0, 255)
+    assert 0 < interp.nearest_distance(shifted, pool)[0] <= 10.01
+    assert interp.spread(np.repeat(pool[:1], 5, 0)) == pytest.approx(0, abs=1e-2)
+    assert interp.spread(pool) > 10
+
+
+def test_combined_score_prefers_a_torn_classifier_and_a_calm_critic():
+    base = interp.combined_score(np.array([0.5]), np.array([0.5]), np.array([0.0]), np.array([1.0]))
+    assert base[0] == pytest.approx(1.0)
+    assert (
+        interp.combined_score(np.array([0.9]), np.array([0.1]), np.array([0.0]), np.array([1.0]))[0]
+        < base[0]
+    )
+    assert (
+        interp.combined_score(np.array([0.5]), np.array([0.5]), np.array([0.4]), np.array([1.0]))[0]
+        < base[0]
+    )
+    white = interp.whiteness(np.full((1, 4, 4, 3), 250, np.uint8))
+    assert white[0] == 1 and interp.whiteness(np.zeros((1, 4, 4, 3), np.uint8))[0] == 0
+
+
+# --- picking inputs --------------------------------------------------------------------------
+
+
+def test_pick_checks_index_range_class_and_files(pegasus_kit, tmp_path):
+    _, data, _, _ = pegasus_kit  # test split: 6 birds (0-5), then 6 horses (6-11)
+    assert interp.pick("7", data=data, want="horse").index == 7
+    with pytest.raises(AcaiError, match="test image 0 is a bird, not a horse"):
+        interp.pick("0", data=data, want="horse")
+    assert interp.pick("0", data=data, want="horse", any_class=True).index == 0
+    with pytest.raises(AcaiError, match="out of range.*0-11"):
+        interp.pick("12", data=data, want="horse")
+    with pytest.raises(AcaiError, match="out of range"):
+        interp.pick("-1", data=data, want="horse")
+    picked = interp.pick("random", data=data, want="bird", rng=np.random.default_rng(0))
+    assert data.test_labels[picked.index] == data.class_names.index("bird")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(AcaiError, match="not an image file"):
+        interp.pick(str(tmp_path / "notes.txt"), data=data, want="bird")
+    Image.new("LA", (50, 90), (200, 128)).save(tmp_path / "odd.png")
+    picked = interp.pick(str(tmp_path / "odd.png"), data=data, want="bird")
+    assert picked.image.shape == (32, 32, 3) and picked.image.dtype == np.uint8
+
+
+# --- end to end on the tiny model ------------------------------------------------------------
+
+
+def test_walk_writes_the_pegasus_and_the_strip(pegasus_kit, tmp_path):
+    run, data, judge, _ = pegasus_kit
+    horse = interp.pick("7", data=data, want="horse")
+    bird = interp.pick("1", data=data, want="bird")
+    result = interp.walk(run, judge, horse, bird, t=0.5, steps=5, out=tmp_path)
+    for name in ("pegasus.png", "pegasus_smooth.png", "strip.png", "pegasus.json"):
+        assert (tmp_path / name).is_file(), name
+    assert Image.open(tmp_path / "pegasus.png").size == (256, 256)
+    strip = Image.open(tmp_path / "strip.png")
+    assert strip.size[0] > 2 * strip.size[1]  # a wide strip: 7 columns, 2 rows
+    for way in ("lerp", "slerp"):
+        assert 0 <= result[way]["p_horse"] <= 1 and np.isfinite(result[way]["critic_alpha"])
+    # slerp keeps the latent norm; lerp's midpoint is shorter than the ends
+    assert result["slerp"]["latent_norm_vs_ends"] > result["lerp"]["latent_norm_vs_ends"]
+    assert json.loads((tmp_path / "pegasus.json").read_text())["t"] == 0.5
+
+
+def test_pegasi_keeps_the_best_distinct_pairs(pegasus_kit, tmp_path):
+    run, data, judge, _ = pegasus_kit
+    manifest = interp.pegasi(run, judge, data, n=4, candidates=9, t=0.5, out=tmp_path)
+    images = manifest["images"]
+    assert len(images) == 4
+    assert len({(m["horse_index"], m["bird_index"]) for m in images}) == 4
+    assert [m["score"] for m in images] == sorted((m["score"] for m in images), reverse=True)
+    horse_label = data.class_names.index("horse")
+    assert all(data.test_labels[m["horse_index"]] == horse_label for m in images)
+    assert Image.open(tmp_path / "pegasi.png").size == (2 * 32 * 3, 2 * 32 * 3)
+    assert Image.open(tmp_path / "best_pegasus.png").size == (256, 256)
+    assert set(manifest["summary"]) == {"pegasi", "crossfade"}
+    with pytest.raises(AcaiError, match="candidates"):
+        interp.pegasi(run, judge, data, n=10, candidates=4, out=tmp_path / "x")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--t", "1.5"], "outside [0, 1]"),
+    (["--steps", "1"], "at least 2"),
+])  # fmt: skip
+def test_interpolate_command_refuses_bad_settings(args, words, tmp_path):
+    command = [sys.executable, "-m", "acai.cli", "interpolate", "--workdir", str(tmp_path),
+               "--horse", "7", "--bird", "1", *args]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_interpolate_command_end_to_end(trained, pegasus_kit, tmp_path):
+    _, workdir, _ = trained
+    classifier = pegasus_kit[3]
+    base = [sys.executable, "-m", "acai.cli", "interpolate", "--workdir", str(workdir),
+            "--classifier", str(classifier), "--out", str(tmp_path / "out")]  # fmt: skip
+    ok = subprocess.run([*base, "--horse", "7", "--bird", "2"], capture_output=True, text=True,
+                        timeout=300)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "latent_norm_vs_ends" in ok.stdout and str(tmp_path / "out" / "strip.png") in ok.stdout
+    wrong = subprocess.run([*base, "--horse", "2", "--bird", "7"], capture_output=True, text=True,
+                           timeout=300)  # fmt: skip
+    assert wrong.returncode == 2 and "is a bird, not a horse" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
