@@ -72,8 +72,10 @@ def train(source: str, out: str | Path = DEFAULT_PATH, *, epochs: int = 8, batch
     start = time.perf_counter()
     train_ds = data_lib.train_dataset(data.train_images, data.train_labels, batch=batch, seed=seed)
     test_ds = data_lib.eval_dataset(data.test_images, data.test_labels, batch=512)
-    model.fit(train_ds, steps_per_epoch=steps // epochs, epochs=epochs, validation_data=test_ds, shuffle=False,
-              verbose=verbose)  # fmt: skip
+    model.fit(
+        train_ds, steps_per_epoch=steps // epochs, epochs=epochs, validation_data=test_ds,
+        shuffle=False, verbose=verbose,
+    )  # fmt: skip
     accuracy = float(model.evaluate(test_ds, verbose=0, return_dict=True)["accuracy"])
     info = {
         "test_accuracy": accuracy, "class_names": list(data.class_names), "epochs": epochs,

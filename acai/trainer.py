@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # how long it trains, not what it learns.
 RESUMABLE_CHANGES = ("total_kimg", "epoch_kimg", "precision", "jit_compile", "strategy",
                      "keep_checkpoints")  # fmt: skip
-VALIDATION_IMAGES = 1024  # test images scored at the end of every epoch
+VALIDATION_IMAGES = 1024  # random test images scored at the end of every epoch
 SAMPLE_PAIRS = 4  # interpolation pairs in each sample grid
 SAMPLE_STEPS = 10  # points along each interpolation in a sample grid
 
@@ -410,9 +410,11 @@ def _train_locked(config: Config, workdir: Path, verbose: int) -> dict:
         train_ds = data_lib.train_dataset(
             data.train_images, data.train_labels, batch=config.batch, seed=config.seed + step
         )
-        val = slice(0, VALIDATION_IMAGES)
+        # Fixed random subsets: image folders list the test set class by class.
+        order = np.random.default_rng(config.seed).permutation(len(data.test_images))
+        val = np.sort(order[:VALIDATION_IMAGES])
         val_ds = data_lib.eval_dataset(data.test_images[val], data.test_labels[val], batch=256)
-        pairs = data.test_images[: 2 * SAMPLE_PAIRS]
+        pairs = data.test_images[order[: 2 * SAMPLE_PAIRS]]
         callbacks = [
             Throughput(config.batch),
             StopAtStep(config.total_steps),
