@@ -11,7 +11,7 @@ BIRD ?= random
 T ?= 0.5
 STEPS ?= 11
 
-.PHONY: install test lint format train classifier interpolate pegasi bench clean
+.PHONY: install test lint format train classifier interpolate pegasi export bench clean
 
 install:  ## a virtual environment with the package (editable) and its test tools
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ interpolate:  ## make interpolate HORSE=7 BIRD=25 [WORKDIR=...] [OUT=...] [T=0.5
 
 pegasi:  ## 64 pegasi and the best one: make pegasi [WORKDIR=...] [OUT=...] [T=0.5]
 	$(BIN)/acai pegasus --workdir $(WORKDIR) --out $(or $(OUT),out/pegasi) --t $(T) $(ARGS)
+
+export:  ## .keras files, a SavedModel, metadata: make export [WORKDIR=...] [OUT=$(WORKDIR)/export] [ARGS=--overwrite]
+	$(BIN)/acai export $(WORKDIR) --out $(or $(OUT),$(WORKDIR)/export) $(ARGS)
 
 bench:  ## make bench [CONFIG=experiments/cifar10.py] [ARGS="--set precision=float32"]
 	$(BIN)/acai bench --config $(CONFIG) $(ARGS)

@@ -25,7 +25,7 @@ def _config(args) -> config_lib.Config:
 
 
 def cmd_train(args) -> int:
-    config = _config(args)  # bad settings fail here, before TensorFlow loads
+    config = _config(args)  # bad settings fail here, before data or WORKDIR are touched
     from acai import trainer as train_lib
 
     workdir = args.workdir or os.path.join("runs", _run_name(args.config))
@@ -41,6 +41,21 @@ def cmd_bench(args) -> int:
 
     result = bench_lib.bench(config, steps=args.steps, rounds=args.rounds)
     print(json.dumps(result))
+    return 0
+
+
+def cmd_export(args) -> int:
+    if args.workdir_arg and args.workdir and args.workdir_arg != args.workdir:
+        raise AcaiError(f"two WORKDIRs ('{args.workdir_arg}' and '{args.workdir}'); pass one")
+    workdir = args.workdir_arg or args.workdir
+    if not workdir:
+        raise AcaiError("pass the run to export: acai export WORKDIR --out OUT")
+    from acai import export as export_lib
+
+    result = export_lib.export(workdir, args.out, overwrite=args.overwrite)
+    print(f"acai: exported step {result['step']} of {workdir} to {result['out']}")
+    for name, size in result["sizes"].items():
+        print(f"  {name:15s}{size / 1e3:12,.1f} kB")
     return 0
 
 
@@ -136,7 +151,7 @@ def _run_name(config_path: str | None) -> str:
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks and TensorFlow logs")  # fmt: skip
+                        help="show tracebacks")  # fmt: skip
     parser.add_argument("--config", help="an experiments/*.py file (default: the paper's settings)")
     parser.add_argument(
         "--set", action="append", metavar="FIELD=VALUE",
@@ -149,7 +164,7 @@ def make_parser() -> argparse.ArgumentParser:
         prog="acai", description="Adversarially constrained autoencoder interpolation (ACAI)."
     )
     parser.add_argument("--version", action="version", version=f"acai {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("train", help="train or resume a run in WORKDIR")
@@ -165,6 +180,14 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=20, help="steps per timed round")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds of fit and of the bare step")
     p.set_defaults(func=cmd_bench)
+
+    p = commands.add_parser("export", help="a trained run as .keras files and a SavedModel")
+    p.add_argument("workdir_arg", nargs="?", metavar="WORKDIR", help="a trained run")
+    p.add_argument("--workdir", help="the same, as an option")
+    p.add_argument("--out", required=True, help="the export folder to create")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_export)
 
     p = commands.add_parser("classifier", help="train the CIFAR-10 classifier that scores pegasi")
     p.add_argument("--data", default="tfds", help="as for train")
@@ -202,8 +225,6 @@ def _add_pegasus_args(p: argparse.ArgumentParser, *, out: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    if not args.debug:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
     logging.basicConfig(format="acai: %(message)s", level=logging.WARNING)
     logging.getLogger("acai").setLevel(logging.DEBUG if args.debug else logging.INFO)
     try:

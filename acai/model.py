@@ -124,6 +124,8 @@ class Rmse255(keras.metrics.Mean):
 
 # --- the model -------------------------------------------------------------------------------
 
+OPTIMIZERS = ("ae_optimizer", "critic_optimizer", "probe_optimizer")  # compile()'s arguments
+
 
 @keras.saving.register_keras_serializable(package="acai")
 class ACAI(keras.Model):
@@ -188,6 +190,21 @@ class ACAI(keras.Model):
         self.ae_optimizer = ae_optimizer
         self.critic_optimizer = critic_optimizer
         self.probe_optimizer = probe_optimizer
+
+    def get_compile_config(self):
+        """compile()'s arguments with all three optimizers, for `keras.saving`."""
+        config = super().get_compile_config()  # serialized; its "optimizer" is ae_optimizer
+        if not config:
+            return config
+        config.pop("optimizer", None)
+        optimizers = {name: getattr(self, name) for name in OPTIMIZERS}
+        return {**config, **keras.saving.serialize_keras_object(optimizers)}
+
+    def compile_from_config(self, config):
+        """Compiles from `get_compile_config()` and creates the optimizer slots, so that
+        `keras.saving.load_model` restores the optimizer states into them."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        self.build_optimizers()
 
     def build_optimizers(self):
         """Creates every optimizer slot now, so a checkpoint can restore into them."""

@@ -1,0 +1,224 @@
+"""`export(workdir, out)`: a trained run as Keras files, a TensorFlow SavedModel and metadata."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from acai import __version__
+from acai.errors import AcaiError, WorkdirError
+
+# The endpoint TensorFlow Serving answers when a request names no signature. Interpolation is
+# what ACAI is for, and it is the one endpoint that turns images into images in one call.
+SERVING_DEFAULT = "interpolate"
+PIXEL_SCALING = {
+    "to_model": "x / 127.5 - 1",  # uint8 [0, 255] -> float32 [-1, 1]
+    "to_uint8": "clip(round((y + 1) * 127.5), 0, 255)",  # round half to even, as tf.round
+}
+ARTEFACTS = ("acai.keras", "encoder.keras", "decoder.keras", "critic.keras", "saved_model",
+             "metadata.json")  # fmt: skip
+
+
+class ExportError(AcaiError):
+    """OUT cannot be written or replaced."""
+
+
+def export(workdir: str | Path, out: str | Path, *, overwrite: bool = False) -> dict:
+    """Exports a run's newest readable checkpoint into the folder OUT, all or nothing.
+
+    Everything is written into a hidden folder beside OUT and renamed into place at the end,
+    so OUT is never half-written; an existing OUT is swapped for the new one in one step where
+    the system allows it (Linux), else by two renames.
+
+    Args:
+      workdir: a folder `train` wrote.
+      out: the export folder to create: acai.keras, encoder.keras, decoder.keras, critic.keras,
+        saved_model/ and metadata.json.
+      overwrite: replace OUT if it exists (only an earlier export or an empty folder).
+
+    Returns:
+      The metadata written to metadata.json, plus "out" and "sizes" (bytes per artefact).
+    """
+    out = Path(out)
+    check_out(out, overwrite=overwrite)  # before the run is loaded
+    run = load_run(workdir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        _chmod_as_umask(staging)  # mkdtemp makes it private
+        metadata = write_artefacts(run, staging)
+        check_out(out, overwrite=overwrite)  # it may have appeared in the meantime
+        _move_into_place(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # a failed attempt, or the replaced export
+    return {**metadata, "out": str(out), "sizes": artefact_sizes(out)}
+
+
+def check_out(out: Path, *, overwrite: bool) -> None:
+    """Refuses an existing OUT unless `overwrite`, and never replaces anything but an export."""
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not overwrite:
+        raise ExportError(f"'{out}' already exists; pass --overwrite to replace it")
+    if out.is_symlink() or not out.is_dir():
+        raise ExportError(f"'{out}' is not a folder; pass another OUT")
+    if any(out.iterdir()) and not (out / "metadata.json").is_file():
+        raise ExportError(
+            f"'{out}' is not an acai export (no metadata.json); refusing to replace it, "
+            "pass another OUT"
+        )
+
+
+def load_run(workdir: str | Path):
+    """`trainer.load_run`, with the torn files it lets through (an empty checkpoint state, a
+    run.json missing a key) reported as WorkdirError too."""
+    from acai import trainer
+
+    try:
+        return trainer.load_run(workdir)
+    except (KeyError, ValueError) as e:
+        raise WorkdirError(
+            f"'{workdir}' holds an unreadable run or checkpoint ({type(e).__name__}: {e}); "
+            "pass another WORKDIR"
+        ) from e
+
+
+def write_artefacts(run, directory: Path) -> dict:
+    """Writes every artefact of `run` (a loaded `trainer.Run`) into `directory`.
+
+    Returns:
+      The metadata, as written to metadata.json.
+    """
+    model = run.model
+    model.save(directory / "acai.keras")
+    for name in ("encoder", "decoder", "critic"):
+        getattr(model, name).save(directory / f"{name}.keras")
+    serving_archive(model).write_out(str(directory / "saved_model"), verbose=False)
+    metadata = make_metadata(run)
+    text = json.dumps(metadata, indent=2, sort_keys=True) + "\n"
+    (directory / "metadata.json").write_text(text)
+    return metadata
+
+
+def endpoint_signatures(model) -> dict:
+    """The SavedModel endpoints' inputs, name -> {argument: tf.TensorSpec}, default first."""
+    import tensorflow as tf
+
+    images = tf.TensorSpec((None, *model.image_shape), tf.uint8)
+    latents = tf.TensorSpec((None, *model.latent_shape), tf.float32)
+    return {
+        "interpolate": {"images_a": images, "images_b": images, "t": tf.TensorSpec((), tf.float32)},
+        "encode": {"images": images},
+        "decode": {"latents": latents},
+    }
+
+
+def endpoint_functions(model) -> dict:
+    """The SavedModel endpoints as Python functions of uint8 images, scaling included."""
+    from acai.data import to_float, to_uint8
+
+    def interpolate(images_a, images_b, t):
+        return to_uint8(model.interpolate(to_float(images_a), to_float(images_b), t))
+
+    def encode(images):
+        return model.encode(to_float(images))
+
+    def decode(latents):
+        return to_uint8(model.decode(latents))
+
+    return {"interpolate": interpolate, "encode": encode, "decode": decode}
+
+
+def serving_archive(model):
+    """A `keras.export.ExportArchive` with the encode, decode and interpolate endpoints.
+
+    Only the encoder and decoder weights go in; the first endpoint added, SERVING_DEFAULT,
+    doubles as "serving_default".
+    """
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(model.encoder)
+    archive.track(model.decoder)
+    functions, signatures = endpoint_functions(model), endpoint_signatures(model)
+    for name in sorted(functions, key=lambda n: n != SERVING_DEFAULT):
+        archive.add_endpoint(name, functions[name], list(signatures[name].values()))
+    return archive
+
+
+def make_metadata(run) -> dict:
+    """What a client needs besides the weights: versions, step, config, classes, scaling."""
+    import keras
+    import tensorflow as tf
+
+    def describe(spec):
+        return f"{spec.dtype.name} {spec.shape.as_list()}"
+
+    outputs = {"interpolate": "uint8 images", "encode": "float32 latents", "decode": "uint8 images"}
+    endpoints = {
+        name: {"inputs": {arg: describe(s) for arg, s in specs.items()}, "output": outputs[name]}
+        for name, specs in endpoint_signatures(run.model).items()
+    }
+    return {
+        "acai_version": __version__,
+        "keras_version": keras.__version__,
+        "tensorflow_version": tf.__version__,
+        "step": run.step,
+        "config": run.config.to_dict(),
+        "class_names": list(run.class_names),
+        "image_shape": list(run.image_shape),
+        "latent_shape": list(run.model.latent_shape),
+        "pixel_scaling": PIXEL_SCALING,
+        "saved_model": {"serving_default": SERVING_DEFAULT, "endpoints": endpoints},
+    }
+
+
+def artefact_sizes(out: Path) -> dict:
+    """Bytes on disk (file sizes, summed over folders) of each artefact in `out`."""
+
+    def size(path: Path) -> int:
+        if path.is_dir():
+            return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        return path.stat().st_size
+
+    return {name: size(out / name) for name in ARTEFACTS}
+
+
+def _chmod_as_umask(path: Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o777 & ~umask)
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    """Renames `staging` to `out`; an existing `out` ends up in `staging`, for deletion."""
+    if not out.exists():
+        os.rename(staging, out)
+    elif not _exchange(staging, out):
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rename(out, old)  # OUT is missing from here to the next rename
+        try:
+            os.rename(staging, out)
+        except BaseException:
+            os.rename(old, out)
+            raise
+        os.rename(old, staging)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swaps two paths in one atomic step (Linux renameat2); False where that is unsupported."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # kernel or file system says no
+        return False
+    raise OSError(code, os.strerror(code), str(b))
