@@ -1,27 +1,23 @@
 """ACAI: adversarially constrained autoencoder interpolation in Keras 3 / TensorFlow."""
 
-import importlib
+import os
 
-from acai.config import Config
-from acai.errors import AcaiError, ConfigError, DataError, WorkdirError
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) drowns the command line's
+# output; set TF_CPP_MIN_LOG_LEVEL=0 to see it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from acai.config import Config  # noqa: E402
+from acai.errors import AcaiError, ConfigError, DataError, WorkdirError  # noqa: E402
 
 __version__ = "0.1.0"
 
-# TensorFlow loads only when one of these is first used, so that `acai --help`, config
-# files and config validation stay fast.
-_LAZY = {
-    "ACAI": "acai.model",
-    "train": "acai.trainer",
-    "load_run": "acai.trainer",
-    "load_data": ("acai.data", "load"),
-}
+# Importing the model registers ACAI with Keras, so that keras.saving.load_model can rebuild
+# an exported acai.keras after a plain `import acai`.
+from acai.data import load as load_data  # noqa: E402
+from acai.model import ACAI  # noqa: E402
+from acai.trainer import load_run, train  # noqa: E402
 
-
-def __getattr__(name):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'acai' has no attribute '{name}'")
-    module, attr = _LAZY[name] if isinstance(_LAZY[name], tuple) else (_LAZY[name], name)
-    return getattr(importlib.import_module(module), attr)
-
-
-__all__ = ["ACAI", "AcaiError", "Config", "ConfigError", "DataError", "WorkdirError", "train"]
+__all__ = [
+    "ACAI", "AcaiError", "Config", "ConfigError", "DataError", "WorkdirError", "load_data",
+    "load_run", "train",
+]  # fmt: skip
