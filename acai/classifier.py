@@ -18,7 +18,7 @@ from acai.errors import AcaiError
 DEFAULT_PATH = Path("runs") / "classifier" / "classifier.keras"
 
 
-def build(num_classes: int, *, width: int = 32) -> keras.Model:
+def build(num_classes: int, *, width: int = 16) -> keras.Model:
     """A VGG-style CNN on 32x32 images in [-1, 1], with flip and shift augmentation.
 
     Args:
@@ -44,7 +44,7 @@ def build(num_classes: int, *, width: int = 32) -> keras.Model:
     return keras.Model(x, logits, name="classifier")
 
 
-def train(source: str, out: str | Path = DEFAULT_PATH, *, epochs: int = 8, batch: int = 128,
+def train(source: str, out: str | Path = DEFAULT_PATH, *, epochs: int = 6, batch: int = 128,
           seed: int = 0, verbose: int = 1) -> dict:  # fmt: skip
     """Trains the classifier on a data source's training split and scores its test split.
 

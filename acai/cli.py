@@ -192,7 +192,7 @@ def make_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("classifier", help="train the CIFAR-10 classifier that scores pegasi")
     p.add_argument("--data", default="tfds", help="as for train")
     p.add_argument("--out", default=DEFAULT_CLASSIFIER, help="where classifier.keras goes")
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_classifier)
