@@ -494,11 +494,11 @@ def load_run(workdir: str | Path) -> Run:
     try:
         config = Config.from_dict(json.loads((workdir / "config.json").read_text()))
         meta = json.loads((workdir / "run.json").read_text())
-    except (ValueError, AcaiError) as e:
+        run = Run(workdir, config, tuple(meta["class_names"]), tuple(meta["image_shape"]))
+    except (ValueError, KeyError, TypeError, AcaiError) as e:
         raise WorkdirError(
-            f"'{workdir}' holds an unreadable run ({e}); pass another WORKDIR"
+            f"'{workdir}' holds an unreadable run ({e!r}); pass another WORKDIR"
         ) from None
-    run = Run(workdir, config, tuple(meta["class_names"]), tuple(meta["image_shape"]))
     model = build_model(config, image_shape=run.image_shape, num_classes=len(run.class_names),
                         precision="float32", jit=False)  # fmt: skip
     checkpoint = _checkpoint(model)

@@ -109,3 +109,10 @@ def test_precision_and_xla_auto_choices():
     assert train_lib.resolve_precision("float32") == "float32"
     assert train_lib.resolve_precision("auto") in ("float32", "mixed_bfloat16", "mixed_float16")
     assert train_lib.resolve_jit("on") is True and train_lib.resolve_jit("off") is False
+
+
+def test_load_run_names_a_torn_run_file(trained, tmp_path):
+    workdir = copy_of(trained, tmp_path)
+    (workdir / "run.json").write_text('{"image_shape": [32, 32, 3]}')
+    with pytest.raises(WorkdirError, match="unreadable run.*class_names"):
+        train_lib.load_run(workdir)
