@@ -281,7 +281,15 @@ class SaveCheckpoint(keras.callbacks.Callback):
         step = int(self.model.step.numpy())
         if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
             return self.manager.latest_checkpoint
-        return self.manager.save(checkpoint_number=step)
+        try:
+            return self.manager.save(checkpoint_number=step)
+        except (OSError, tf.errors.OpError) as e:  # a full disk, a read-only folder
+            reason = (getattr(e, "message", None) or str(e)).strip().splitlines()[0]
+            raise WorkdirError(
+                f"could not write the step-{step} checkpoint in '{self.manager.directory}' "
+                f"({reason}); the previous one ({self.manager.latest_checkpoint or 'none'}) is "
+                "intact: free space or fix permissions, then re-run to resume"
+            ) from None
 
     def on_epoch_end(self, epoch, logs=None):
         self.save()
@@ -418,7 +426,8 @@ def _train_locked(config: Config, workdir: Path, verbose: int) -> dict:
         callbacks = [
             Throughput(config.batch),
             StopAtStep(config.total_steps),
-            CheckFinite(manager),
+            # Under mixed_float16 the loss-scale optimizers skip non-finite steps by design.
+            *([] if precision == "mixed_float16" else [CheckFinite(manager)]),
             keras.callbacks.ProgbarLogger(),
             saver,
             SampleGrids(pairs, workdir / "samples", workdir / "logs"),
