@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 from acai import data as data_lib
 from acai.errors import AcaiError
 from acai.model import lerp, slerp
-from acai.trainer import Run, save_png
+from acai.trainer import Run, save_png, write_json
 
 __all__ = ["combined_score", "lerp", "make_judge", "pegasi", "pick", "slerp", "walk"]
 
@@ -243,7 +242,7 @@ def walk(run: Run, judge: Judge, horse: Picked, bird: Picked, *, t: float = 0.5,
         "files": [str(f) for f in files],
         "lerp": at_t["lerp"][1], "slerp": at_t["slerp"][1],
     }  # fmt: skip
-    _write_json(out / "pegasus.json", result)
+    write_json(out / "pegasus.json", result)
     result["files"].append(str(out / "pegasus.json"))
     return result
 
@@ -374,7 +373,7 @@ def pegasi(run: Run, judge: Judge, data: data_lib.ImageData, *, n: int = 64, t: 
         ],
         "files": [str(f) for f in files],
     }  # fmt: skip
-    _write_json(out / "pegasi.json", manifest)
+    write_json(out / "pegasi.json", manifest)
     manifest["files"].append(str(out / "pegasi.json"))
     return manifest
 
@@ -402,9 +401,3 @@ def tile(images: np.ndarray, side: int) -> np.ndarray:
     return (
         padded.reshape(side, side, h, w, c).transpose(0, 2, 1, 3, 4).reshape(side * h, side * w, c)
     )
-
-
-def _write_json(path: Path, value) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(tmp, path)

@@ -154,10 +154,11 @@ def workdir_lock(workdir: Path):
             f.truncate(0)
 
 
-def _write_json(path: Path, value) -> None:
+def write_json(path: Path, value) -> None:
+    """Writes `value` as JSON atomically: a crash leaves the old file or the new one."""
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)  # atomic: a crash leaves the old file or the new one
+    os.replace(tmp, path)
 
 
 def _check_resume(workdir: Path, config: Config) -> None:
@@ -387,8 +388,8 @@ def train(config: Config, workdir: str | Path, *, verbose: int = 1) -> dict:
 def _train_locked(config: Config, workdir: Path, verbose: int) -> dict:
     data = data_lib.load(config.data, config.classes)
     precision, jit = resolve_precision(config.precision), resolve_jit(config.jit_compile)
-    _write_json(workdir / "config.json", config.to_dict())
-    _write_json(workdir / "run.json", {
+    write_json(workdir / "config.json", config.to_dict())
+    write_json(workdir / "run.json", {
         "class_names": list(data.class_names), "image_shape": list(data.image_shape),
         "precision": precision, "jit_compile": jit,
     })  # fmt: skip
@@ -448,7 +449,7 @@ def _train_locked(config: Config, workdir: Path, verbose: int) -> dict:
         saver.set_model(model)
         saver.save()
     results = evaluate_heldout(model, data, batch=256)
-    _write_json(workdir / "eval.json", results)
+    write_json(workdir / "eval.json", results)
     if verbose:
         print(f"acai: step {results['step']}: held-out reconstruction RMSE "
               f"{results['rmse']:.2f} (0-255), latent probe accuracy "
