@@ -16,14 +16,22 @@ def fold_alpha(u):
     return 0.5 - ops.abs(u - 0.5)  # the mix is symmetric, so alpha > 0.5 adds nothing
 
 
-def mix_latents(z, alpha):
+def mix_latents(z, alpha, *, groups: int = 1):
     """Mixes each latent with its partner in the reversed batch: alpha * z + (1 - alpha) * z[::-1].
 
     Args:
       z: latents (B, ...).
       alpha: coefficients broadcastable to z, e.g. (B, 1, 1, 1).
+      groups: reverse within each of this many equal, consecutive slices of the batch instead.
+        Under data parallelism each replica reverses its own slice, so `groups` = the number of
+        replicas reproduces a distributed step on one device.
     """
-    return alpha * z + (1.0 - alpha) * ops.flip(z, axis=0)
+    if groups == 1:
+        return alpha * z + (1.0 - alpha) * ops.flip(z, axis=0)
+    shape = ops.shape(z)
+    grouped = ops.reshape(z, (groups, -1, *shape[1:]))  # (groups, B / groups, ...)
+    partner = ops.reshape(ops.flip(grouped, axis=1), shape)
+    return alpha * z + (1.0 - alpha) * partner
 
 
 def autoencoder_loss(x, x_hat, critic_mix, *, advweight: float):
@@ -134,7 +142,7 @@ class ACAI(keras.Model):
     def __init__(
         self, *, image_shape=(32, 32, 3), num_classes: int = 10, depth: int = 64,
         latent: int = 16, scales: int = 3, advdepth: int = 0, advweight: float = 0.5,
-        reg: float = 0.2, policy: str = "float32", seed: int = 0, **kwargs,
+        reg: float = 0.2, policy: str = "float32", seed: int = 0, mix_groups: int = 1, **kwargs,
     ):  # fmt: skip
         super().__init__(**kwargs)
         self.image_shape = tuple(image_shape)
@@ -142,6 +150,7 @@ class ACAI(keras.Model):
         self.depth, self.latent, self.scales = depth, latent, scales
         self.advdepth, self.advweight, self.reg = advdepth, advweight, reg
         self.policy, self.seed = policy, seed
+        self.mix_groups = mix_groups  # see mix_latents; 1 = the whole (per-replica) batch
         size = self.image_shape[0] >> scales
         self.latent_shape = (size, size, latent)
         self.encoder = networks.encoder(
@@ -172,7 +181,7 @@ class ACAI(keras.Model):
             "image_shape": self.image_shape, "num_classes": self.num_classes,
             "depth": self.depth, "latent": self.latent, "scales": self.scales,
             "advdepth": self.advdepth, "advweight": self.advweight, "reg": self.reg,
-            "policy": self.policy, "seed": self.seed,
+            "policy": self.policy, "seed": self.seed, "mix_groups": self.mix_groups,
         }  # fmt: skip
 
     def compile(self, *, ae_optimizer, critic_optimizer, probe_optimizer, **kwargs):
@@ -248,16 +257,20 @@ class ACAI(keras.Model):
         flat = ops.reshape(z, (-1, *self.latent_shape))  # (T * B, h, w, latent)
         return ops.reshape(self.decode(flat), (steps, -1, *self.image_shape))
 
+    def draw_alpha(self, images):
+        """One mixing coefficient in [0, 0.5] per image, (B, 1, 1, 1)."""
+        batch = ops.shape(images)[0]
+        return fold_alpha(keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator))
+
     def train_step(self, data):
         x, labels = data
-        batch = ops.shape(x)[0]
-        alpha = fold_alpha(keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator))
+        alpha = self.draw_alpha(x)  # (B, 1, 1, 1)
         # Gradients from each replica are summed, so each replica's loss is scaled down.
         share = 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape(persistent=True) as tape:
             z = self.encoder(x, training=True)  # (B, h, w, latent)
             x_hat = self.decoder(z, training=True)  # (B, H, W, C)
-            x_mix = self.decoder(mix_latents(z, alpha), training=True)
+            x_mix = self.decoder(mix_latents(z, alpha, groups=self.mix_groups), training=True)
             critic_mix = self.critic(x_mix, training=True)  # (B, 1)
             critic_real = self.critic(x_hat + self.reg * (x - x_hat), training=True)
             ae_total, mse, fool = autoencoder_loss(x, x_hat, critic_mix, advweight=self.advweight)

@@ -93,6 +93,22 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.TPUStrategy(resolver)
 
 
+def xla_for(strategy: tf.distribute.Strategy, jit: bool) -> bool:
+    """Turns XLA off, with a warning, under a strategy with more than one replica.
+
+    Measured with TF 2.21 / Keras 3.15 on 2 logical CPU devices: an XLA-compiled step under
+    MirroredStrategy fails with "Trying to access resource seed_generator_state/replica_1 located
+    in device CPU:1 from device CPU:0" (https://www.tensorflow.org/xla/known_issues, "tf.Variable
+    on a different device").
+    """
+    if jit and strategy.num_replicas_in_sync > 1:
+        log.warning("XLA is off: with %d replicas an XLA-compiled step fails in TensorFlow "
+                    "(a variable on another device); training runs as a TF graph",
+                    strategy.num_replicas_in_sync)  # fmt: skip
+        return False
+    return jit
+
+
 def build_model(
     config: Config, *, image_shape, num_classes: int, precision: str, jit: bool
 ) -> ACAI:
@@ -388,12 +404,13 @@ def train(config: Config, workdir: str | Path, *, verbose: int = 1) -> dict:
 def _train_locked(config: Config, workdir: Path, verbose: int) -> dict:
     data = data_lib.load(config.data, config.classes)
     precision, jit = resolve_precision(config.precision), resolve_jit(config.jit_compile)
+    strategy = make_strategy(config.strategy)
+    jit = xla_for(strategy, jit)
     write_json(workdir / "config.json", config.to_dict())
     write_json(workdir / "run.json", {
         "class_names": list(data.class_names), "image_shape": list(data.image_shape),
         "precision": precision, "jit_compile": jit,
     })  # fmt: skip
-    strategy = make_strategy(config.strategy)
     with strategy.scope():
         model = build_model(config, image_shape=data.image_shape, num_classes=data.num_classes,
                             precision=precision, jit=jit)  # fmt: skip

@@ -1,0 +1,91 @@
+"""Run as a script: one ACAI fit() over 2 logical CPU replicas against the same on one device.
+
+TensorFlow must split the CPU before it initialises, hence a separate process. Prints one JSON
+line with the largest differences found.
+"""
+
+import json
+import sys
+
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from acai import data as data_lib  # noqa: E402
+from acai import model as model_lib  # noqa: E402
+
+STEPS, BATCH = 3, 8
+
+
+class FixedAlpha(model_lib.ACAI):
+    """Alpha from each image's own pixels, so any split of the batch draws the same values."""
+
+    def draw_alpha(self, images):
+        u = keras.ops.mean(images, axis=(1, 2, 3), keepdims=True) * 7.0 + 0.5
+        return model_lib.fold_alpha(u - keras.ops.floor(u))
+
+
+def build(mix_groups):
+    model = FixedAlpha(image_shape=(32, 32, 3), num_classes=2, depth=4, latent=4, scales=3,
+                       mix_groups=mix_groups)  # fmt: skip
+    model.compile(**{name: keras.optimizers.Adam(1e-3) for name in model_lib.OPTIMIZERS})
+    model.build_optimizers()
+    return model
+
+
+def main():
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (STEPS * BATCH, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 2, STEPS * BATCH).astype(np.int32)
+
+    def dataset():  # the same batches in the same order for both runs
+        return data_lib.eval_dataset(images, labels, batch=BATCH)
+
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with mirrored.scope():
+        twin = build(mix_groups=1)  # each replica reverses its own 4 images
+    single = build(mix_groups=2)  # one device, reversing within the same two halves
+    ungrouped = build(mix_groups=1)  # one device, reversing the whole batch: must differ
+    initial = twin.get_weights()
+    single.set_weights(initial)
+    ungrouped.set_weights(initial)
+    h_twin = twin.fit(dataset(), epochs=1, verbose=0, shuffle=False).history
+    h_single = single.fit(dataset(), epochs=1, verbose=0, shuffle=False).history
+    ungrouped.fit(dataset(), epochs=1, verbose=0, shuffle=False)
+
+    def largest_gap(a, b):
+        return max(float(np.abs(np.asarray(x) - np.asarray(y)).max()) for x, y in zip(a, b))
+
+    def trained(model):  # the trainable weights of all four networks
+        return [w.numpy() for w in model.trainable_weights]
+
+    loss_diff = max(abs(h_twin[k][-1] - h_single[k][-1]) for k in h_single)
+    weight_diff = largest_gap(trained(twin), trained(single))
+    moved = largest_gap(trained(twin), [initial[i] for i in _trainable_indices(twin)])
+    ungrouped_diff = largest_gap(trained(twin), trained(ungrouped))
+
+    # A checkpoint written with 2 replicas restores into a model on 1 device.
+    path = tf.train.Checkpoint(model=twin).write(sys.argv[1])
+    restored = build(mix_groups=1)
+    tf.train.Checkpoint(model=restored).read(path).assert_existing_objects_matched()
+    restore_diff = largest_gap(twin.get_weights(), restored.get_weights())
+    print(json.dumps({
+        "replicas": mirrored.num_replicas_in_sync, "steps": int(twin.step.numpy()),
+        "loss_diff": loss_diff, "weight_diff": weight_diff, "restore_diff": restore_diff,
+        "weights_moved": moved, "ungrouped_weight_diff": ungrouped_diff,
+        "losses": {k: v[-1] for k, v in h_twin.items()},
+    }))  # fmt: skip
+
+
+def _trainable_indices(model):
+    trainable = {id(w) for w in model.trainable_weights}
+    return [i for i, w in enumerate(model.weights) if id(w) in trainable]
+
+
+if __name__ == "__main__":
+    main()
