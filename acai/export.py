@@ -10,8 +10,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from acai import __version__
-from acai.errors import AcaiError, WorkdirError
+from acai import __version__, trainer
+from acai.errors import AcaiError
 
 # The endpoint TensorFlow Serving answers when a request names no signature. Interpolation is
 # what ACAI is for, and it is the one endpoint that turns images into images in one call.
@@ -46,7 +46,7 @@ def export(workdir: str | Path, out: str | Path, *, overwrite: bool = False) -> 
     """
     out = Path(out)
     check_out(out, overwrite=overwrite)  # before the run is loaded
-    run = load_run(workdir)
+    run = trainer.load_run(workdir)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
@@ -72,20 +72,6 @@ def check_out(out: Path, *, overwrite: bool) -> None:
             f"'{out}' is not an acai export (no metadata.json); refusing to replace it, "
             "pass another OUT"
         )
-
-
-def load_run(workdir: str | Path):
-    """`trainer.load_run`, with the torn files it lets through (an empty checkpoint state, a
-    run.json missing a key) reported as WorkdirError too."""
-    from acai import trainer
-
-    try:
-        return trainer.load_run(workdir)
-    except (KeyError, ValueError) as e:
-        raise WorkdirError(
-            f"'{workdir}' holds an unreadable run or checkpoint ({type(e).__name__}: {e}); "
-            "pass another WORKDIR"
-        ) from e
 
 
 def write_artefacts(run, directory: Path) -> dict:

@@ -529,9 +529,14 @@ def load_run(workdir: str | Path) -> Run:
     model = build_model(config, image_shape=run.image_shape, num_classes=len(run.class_names),
                         precision="float32", jit=False)  # fmt: skip
     checkpoint = _checkpoint(model)
-    manager = tf.train.CheckpointManager(
-        checkpoint, str(run.checkpoint_dir), max_to_keep=config.keep_checkpoints
-    )
+    try:
+        manager = tf.train.CheckpointManager(
+            checkpoint, str(run.checkpoint_dir), max_to_keep=config.keep_checkpoints
+        )
+    except ValueError as e:  # an empty or garbled checkpoints/checkpoint state file
+        raise WorkdirError(
+            f"'{workdir}' holds an unreadable run or checkpoint state ({e}); pass another WORKDIR"
+        ) from None
     if restore_latest(checkpoint, manager) is None:
         raise WorkdirError(f"'{workdir}' has no checkpoint yet; train first (make train)")
     run.model, run.step = model, int(model.step.numpy())
