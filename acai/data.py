@@ -1,4 +1,4 @@
-"""Data sources (tensorflow-datasets, the official archive, image folders) -> tf.data."""
+"""Data sources (tensorflow-datasets, the official archive, image folders, lines32) -> tf.data."""
 
 from __future__ import annotations
 
@@ -28,6 +28,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 TFDS_DOWNLOAD_HOST = ("www.cs.toronto.edu", 443)
 HOLDOUT_FRACTION = 0.1  # an image folder without a test/ split gives this share to test
 _CACHE_FORMAT = 1
+# The paper's synthetic lines: 32x32x1, one line from the centre outwards at a random angle.
+LINES_SOURCE = "lines32"
+LINES_RADIUS = 15.0  # line length in pixels
+LINES_WIDTH = 2.0  # line thickness in pixels
+LINES_TRAIN, LINES_TEST = 65536, 5000
+LINES_CLASSES = 10  # labels: the angle in ten equal sectors, for the latent probe
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,9 +59,10 @@ def load(source: str, classes: tuple[str, ...] = ()) -> ImageData:
     """Loads a data set from any supported source, keeping only `classes` if given.
 
     Args:
-      source: "tfds" for CIFAR-10 through tensorflow-datasets; a path to the official
-        `cifar-10-python.tar.gz` or its extracted `cifar-10-batches-py/`; or an image folder
-        `<split>/<class>/*.jpg|png` (splits train and test), or a .tar/.tar.gz of one.
+      source: "tfds" for CIFAR-10 through tensorflow-datasets; "lines32" for the paper's
+        synthetic lines (generated, no download; labels are ten angle sectors); a path to the
+        official `cifar-10-python.tar.gz` or its extracted `cifar-10-batches-py/`; or an image
+        folder `<split>/<class>/*.jpg|png` (splits train and test), or a .tar/.tar.gz of one.
       classes: class names to keep (labels are renumbered in the source's class order).
 
     Returns:
@@ -63,6 +70,8 @@ def load(source: str, classes: tuple[str, ...] = ()) -> ImageData:
     """
     if source == "tfds":
         data = load_tfds()
+    elif source == LINES_SOURCE:
+        data = load_lines()
     else:
         data = _cached(Path(source).expanduser(), _load_path)
     return select_classes(data, classes)
@@ -90,6 +99,51 @@ def select_classes(data: ImageData, classes: tuple[str, ...]) -> ImageData:
         *pick(data.test_images, data.test_labels),
         tuple(data.class_names[i] for i in keep),
     )
+
+
+# --- lines32 --------------------------------------------------------------------------------
+
+
+def draw_lines(angles, *, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Draws one anti-aliased line per angle, from the image centre outwards.
+
+    Each pixel's brightness is the share of it the line covers, approximated from the distance
+    of the pixel's centre to the line's centre segment: clip(width / 2 + 1 / 2 - d, 0, 1).
+
+    Args:
+      angles: (N,) angles in radians, counter-clockwise from the +x axis (image y points down).
+      size: the image width and height.
+
+    Returns:
+      (N, size, size, 1) float32 images in [-1, 1]: -1 background, 1 line.
+    """
+    angles = np.asarray(angles, np.float64).reshape(-1, 1, 1)
+    centre = size / 2
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5  # pixel centres, (size, size)
+    dx, dy = np.cos(angles), -np.sin(angles)  # unit direction, (N, 1, 1)
+    along = np.clip((xx - centre) * dx + (yy - centre) * dy, 0.0, LINES_RADIUS)  # (N, size, size)
+    dist = np.hypot(xx - centre - along * dx, yy - centre - along * dy)
+    cover = np.clip(LINES_WIDTH / 2 + 0.5 - dist, 0.0, 1.0)
+    return (2.0 * cover - 1.0).astype(np.float32)[..., None]
+
+
+def line_labels(angles) -> np.ndarray:
+    """The angle sector (0..9) of each angle, the lines' class label."""
+    turns = np.mod(np.asarray(angles, np.float64), 2 * np.pi) / (2 * np.pi)
+    return np.minimum((turns * LINES_CLASSES).astype(np.int32), LINES_CLASSES - 1)
+
+
+def load_lines(*, train: int = LINES_TRAIN, test: int = LINES_TEST, seed: int = 0) -> ImageData:
+    """The lines32 data set: angles uniform in [0, 2 pi), a fixed seed per split."""
+
+    def split(n, rng):
+        angles = rng.uniform(0.0, 2 * np.pi, n)
+        images = np.concatenate([draw_lines(a) for a in np.array_split(angles, max(1, n // 4096))])
+        return np.round((images + 1.0) * 127.5).astype(np.uint8), line_labels(angles)
+
+    names = tuple(f"{36 * k:03d}-{36 * (k + 1):03d}deg" for k in range(LINES_CLASSES))
+    rng = np.random.default_rng(seed)
+    return ImageData(*split(train, rng), *split(test, rng), names)
 
 
 # --- tensorflow-datasets -------------------------------------------------------------------

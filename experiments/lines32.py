@@ -1,0 +1,14 @@
+"""The paper's synthetic lines benchmark on a 2-core CPU: a 2x2x16 latent, about 15 minutes."""
+
+from acai import Config
+
+
+def get_config() -> Config:
+    return Config(
+        data="lines32",  # generated on the fly, no download
+        depth=16,
+        latent=16,
+        latent_width=2,  # a 2x2x16 latent, as in the paper
+        total_kimg=64,  # 8 epochs: about 28 minutes on one core of this CPU
+        epoch_kimg=8,
+    )
