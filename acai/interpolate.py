@@ -96,7 +96,7 @@ def combined_score(p_horse, p_bird, critic_alpha, sharp_ratio, white=None, *, pr
 class Judge:
     """Everything needed to score pegasi: the run's critic, a classifier, real photos."""
 
-    run: Run
+    run: Run | None  # None: score any images, without the critic's alpha
     classifier: object | None  # acai.classifier.Classifier, or None to skip P(horse)/P(bird)
     train_images: np.ndarray
     real_sharpness: float  # median over real test horses and birds
@@ -104,8 +104,13 @@ class Judge:
     def score(self, decoded: np.ndarray, *, prefer_white: bool = False) -> dict[str, np.ndarray]:
         """Scores float images in [-1, 1] (B, 32, 32, 3); returns one array per score."""
         images = np.asarray(data_lib.to_uint8(decoded))
+        critic = (
+            self.run.model.critic(decoded, training=False)
+            if self.run
+            else np.zeros((len(images), 1))
+        )
         out = {
-            "critic_alpha": np.asarray(self.run.model.critic(decoded, training=False))[:, 0],
+            "critic_alpha": np.asarray(critic)[:, 0],
             "sharpness": sharpness(images),
             "nearest_train_rmse": nearest_distance(images, self.train_images),
             "whiteness": whiteness(images),
@@ -297,21 +302,22 @@ def save_strip(horse, bird, rows, ts, path: Path) -> Path:
 # --- a batch: make pegasi --------------------------------------------------------------------
 
 
-def pegasi(run: Run, judge: Judge, data: data_lib.ImageData, *, n: int = 64, t: float = 0.5,
-           candidates: int = 512, seed: int = 0, prefer_white: bool = False,
-           out: str | Path) -> dict:  # fmt: skip
+def pegasi(run: Run, judge: Judge, data: data_lib.ImageData, *, n: int = 64,
+           t: float | tuple[float, ...] = 0.5, candidates: int = 512, seed: int = 0,
+           prefer_white: bool = False, out: str | Path) -> dict:  # fmt: skip
     """Makes `n` pegasi from distinct test horse-bird pairs, keeping the best-scoring ones.
 
-    `candidates` distinct pairs are drawn, each decoded with slerp at t and scored; the `n`
-    with the highest combined score are kept, best first. The same pairs' 50/50 pixel
-    cross-fades are scored too, as the baseline a pegasus must beat.
+    `candidates` distinct pairs are drawn, each decoded with slerp at every t given and scored;
+    each pair keeps its best t, and the `n` pairs with the highest combined score are kept,
+    best first. The same pairs' pixel cross-fades at the same t are scored too, as the
+    baseline a pegasus must beat.
 
     Args:
       run: a loaded run.
       judge: the scorer, with a classifier.
       data: the data set holding the test horses and birds.
       n: pegasi to keep (64 makes an 8x8 grid).
-      t: position on the path, 0 the horse and 1 the bird.
+      t: position on the path, 0 the horse and 1 the bird; or several, each pair's best kept.
       candidates: pairs to score (at least n).
       seed: seeds the choice of pairs.
       prefer_white: rank white-ish pegasi higher.
@@ -320,7 +326,9 @@ def pegasi(run: Run, judge: Judge, data: data_lib.ImageData, *, n: int = 64, t: 
     Returns:
       The manifest written to `pegasi.json`.
     """
-    check_t_steps(t, 2)
+    ts = tuple(np.atleast_1d(np.asarray(t, np.float64)).tolist())
+    for value in ts:
+        check_t_steps(value, 2)
     if judge.classifier is None:
         raise AcaiError("pegasi need the classifier to rank them; train it: make classifier")
     if n < 1 or candidates < n:
@@ -334,20 +342,27 @@ def pegasi(run: Run, judge: Judge, data: data_lib.ImageData, *, n: int = 64, t: 
     flat = rng.choice(len(horses) * len(birds), size=candidates, replace=False)  # distinct pairs
     pairs = np.stack([horses[flat // len(birds)], birds[flat % len(birds)]], 1)  # (cand, 2)
 
-    decoded = []
-    for chunk in np.array_split(pairs, max(1, len(pairs) // 256)):
-        x_h = data_lib.to_float(data.test_images[chunk[:, 0]])
-        x_b = data_lib.to_float(data.test_images[chunk[:, 1]])
-        decoded.append(np.asarray(run.model.interpolate(x_h, x_b, np.float32(t))))
-    decoded = np.concatenate(decoded)
-    scores = judge.score(decoded, prefer_white=prefer_white)
+    decoded, scores = [], []
+    for value in ts:  # (cand, 32, 32, 3) decoded and scored at each t
+        walks = []
+        for chunk in np.array_split(pairs, max(1, len(pairs) // 256)):
+            x_h = data_lib.to_float(data.test_images[chunk[:, 0]])
+            x_b = data_lib.to_float(data.test_images[chunk[:, 1]])
+            walks.append(np.asarray(run.model.interpolate(x_h, x_b, np.float32(value))))
+        decoded.append(np.concatenate(walks))
+        scores.append(judge.score(decoded[-1], prefer_white=prefer_white))
+    best_t = np.argmax(np.stack([s["score"] for s in scores]), axis=0)  # (cand,)
+    rows = np.arange(len(pairs))
+    decoded = np.stack(decoded)[best_t, rows]
+    scores = {k: np.stack([s[k] for s in scores])[best_t, rows] for k in scores[0]}
     keep = np.argsort(-scores["score"], kind="stable")[:n]
     images = np.asarray(data_lib.to_uint8(decoded[keep]))
+    pair_t = np.asarray(ts, np.float32)[best_t]  # (cand,)
 
-    fades = (1 - t) * data_lib.to_float(data.test_images[pairs[keep, 0]]) + t * data_lib.to_float(
-        data.test_images[pairs[keep, 1]]
-    )
-    fade_scores = judge.score(np.asarray(fades))
+    w = pair_t[keep].reshape(-1, 1, 1, 1)
+    fades = np.asarray((1 - w) * data_lib.to_float(data.test_images[pairs[keep, 0]])
+                       + w * data_lib.to_float(data.test_images[pairs[keep, 1]]))  # fmt: skip
+    fade_scores = judge.score(fades)
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -359,7 +374,7 @@ def pegasi(run: Run, judge: Judge, data: data_lib.ImageData, *, n: int = 64, t: 
     ]
     manifest = {
         "run": {"step": run.step, "config": run.config.to_dict()},
-        "t": t, "interpolation": "slerp", "candidates": candidates, "seed": seed,
+        "t": list(ts), "interpolation": "slerp", "candidates": candidates, "seed": seed,
         "prefer_white": prefer_white,
         "classifier_test_accuracy": judge.classifier.info.get("test_accuracy"),
         "real_photo_sharpness": judge.real_sharpness,
@@ -367,7 +382,8 @@ def pegasi(run: Run, judge: Judge, data: data_lib.ImageData, *, n: int = 64, t: 
                     "crossfade": summarise(fade_scores, slice(None), np.asarray(
                         data_lib.to_uint8(fades)))},
         "images": [
-            {"rank": r, "horse_index": int(pairs[i, 0]), "bird_index": int(pairs[i, 1]), "t": t,
+            {"rank": r, "horse_index": int(pairs[i, 0]), "bird_index": int(pairs[i, 1]),
+             "t": round(float(pair_t[i]), 4),
              **{k: round(float(v[i]), 5) for k, v in scores.items()}}
             for r, i in enumerate(keep)
         ],
@@ -376,6 +392,15 @@ def pegasi(run: Run, judge: Judge, data: data_lib.ImageData, *, n: int = 64, t: 
     write_json(out / "pegasi.json", manifest)
     manifest["files"].append(str(out / "pegasi.json"))
     return manifest
+
+
+def scorecard(judge: Judge, images: np.ndarray) -> dict:
+    """The pegasus scorecard of any uint8 images (B, 32, 32, 3), e.g. photos or cross-fades.
+
+    Needs a judge with a classifier; its run may be None (then critic alpha reads 0).
+    """
+    images = np.asarray(images, np.uint8)
+    return summarise(judge.score(data_lib.to_float(images)), slice(None), images)
 
 
 def summarise(scores: dict, keep, images: np.ndarray) -> dict:

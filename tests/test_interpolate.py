@@ -146,3 +146,76 @@ def test_interpolate_command_end_to_end(trained, pegasus_kit, tmp_path):
                            timeout=300)  # fmt: skip
     assert wrong.returncode == 2 and "is a bird, not a horse" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_pegasi_keeps_each_pairs_best_t(pegasus_kit, tmp_path):
+    run, data, judge, _ = pegasus_kit
+    one = interp.pegasi(run, judge, data, n=3, candidates=9, t=0.5, out=tmp_path / "one")
+    many = interp.pegasi(run, judge, data, n=3, candidates=9, t=(0.3, 0.5, 0.7),
+                         out=tmp_path / "many")  # fmt: skip
+    assert many["t"] == [0.3, 0.5, 0.7] and {m["t"] for m in many["images"]} <= {0.3, 0.5, 0.7}
+    # the same candidate pairs (same seed), each now at its best t: the best can only improve
+    assert many["images"][0]["score"] >= one["images"][0]["score"]
+
+
+# --- the scorecard: real photos must rank above blurred copies and cross-fades ---------------
+
+
+def _striped_world(root, rng):
+    """horse: thin horizontal stripes, bird: thin vertical ones, cat: smooth colour fields.
+
+    Stripes of period 2 px are what a blur removes and what a cross-fade of a horse and a
+    bird turns into a plaid, so a classifier trained here knows the classes by fine texture.
+    """
+    from PIL import Image
+
+    def image(kind):
+        colours = rng.uniform(30, 225, (2, 3))
+        yy, xx = np.mgrid[0:32, 0:32]
+        if kind == "cat":
+            ramp = (xx + yy * rng.uniform(-1, 1)) / 64 + 0.25
+            pixels = colours[0] * ramp[..., None] + colours[1] * (1 - ramp[..., None])
+        else:
+            stripe = (yy if kind == "horse" else xx) % 2
+            pixels = np.where(stripe[..., None] == 1, colours[0], colours[1])
+        return np.clip(pixels + rng.normal(0, 4, (32, 32, 3)), 0, 255).astype(np.uint8)
+
+    for split, count in (("train", 64), ("test", 24)):
+        for kind in ("bird", "cat", "horse"):
+            folder = root / split / kind
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(image(kind)).save(folder / f"{i}.png")
+    return root
+
+
+def _blur(images, sigma=1.5):
+    from PIL import Image, ImageFilter
+
+    return np.stack([np.asarray(Image.fromarray(im).filter(ImageFilter.GaussianBlur(sigma)))
+                     for im in images])  # fmt: skip
+
+
+def test_scorecard_ranks_real_photos_above_blurred_copies_and_cross_fades(tmp_path):
+    rng = np.random.default_rng(0)
+    world = _striped_world(tmp_path / "world", rng)
+    path = tmp_path / "classifier.keras"
+    info = classifier_lib.train(str(world), path, epochs=20, batch=16, verbose=0)
+    assert info["test_accuracy"] > 0.85  # the judge must know the classes for this to mean much
+    data = data_lib.load(str(world))
+    judge = interp.Judge(None, classifier_lib.Classifier(path), data.train_images, 1.0)
+    horse, bird = (data.test_images[data.test_labels == data.class_names.index(name)]
+                   for name in ("horse", "bird"))  # fmt: skip
+    photos = np.concatenate([horse, bird])
+    fades = ((horse.astype(np.float32) + bird) / 2).round().astype(np.uint8)  # 50/50, same pairs
+    real = interp.scorecard(judge, photos)
+    blurred = interp.scorecard(judge, _blur(photos))
+    faded = interp.scorecard(judge, fades)
+    # what a blur must cost: sharpness, and with it the classifier's recognition
+    assert real["mean_sharpness_vs_real"] > 4 * blurred["mean_sharpness_vs_real"]
+    assert real["horse_or_bird_share"] > blurred["horse_or_bird_share"] + 0.3
+    # what averaging two photos must cost: sharpness, and the batch's spread
+    assert real["mean_sharpness_vs_real"] > 1.5 * faded["mean_sharpness_vs_real"]
+    assert real["spread_rmse"] > faded["spread_rmse"]
+    # and a real horse or bird is one animal: the torn-between-both figure belongs to the fades
+    assert faded["mean_min_p"] > real["mean_min_p"]
