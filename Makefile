@@ -11,7 +11,7 @@ BIRD ?= random
 T ?= 0.5
 STEPS ?= 11
 
-.PHONY: install test lint format train classifier interpolate pegasi export bench clean
+.PHONY: install test lint format train classifier interpolate pegasi evaluate compare export bench clean
 
 install:  ## a virtual environment with the package (editable) and its test tools
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,13 @@ interpolate:  ## make interpolate HORSE=7 BIRD=25 [WORKDIR=...] [OUT=...] [T=0.5
 		--out $(or $(OUT),out/pegasus) --t $(T) --steps $(STEPS) $(ARGS)
 
 pegasi:  ## 64 pegasi and the best one: make pegasi [WORKDIR=...] [OUT=...] [T=0.5]
-	$(BIN)/acai pegasus --workdir $(WORKDIR) --out $(or $(OUT),out/pegasi) --t $(T) $(ARGS)
+	$(BIN)/acai pegasus --workdir $(WORKDIR) --out $(or $(OUT),$(WORKDIR)/pegasi) --t $(T) $(ARGS)
+
+evaluate:  ## metrics.json and report.html in WORKDIR: make evaluate [WORKDIR=...]
+	$(BIN)/acai evaluate $(WORKDIR) $(ARGS)
+
+compare:  ## two runs' metrics side by side: make compare A=runs/x B=runs/y
+	$(BIN)/acai compare $(A) $(B) $(ARGS)
 
 export:  ## .keras files, a SavedModel, metadata: make export [WORKDIR=...] [OUT=$(WORKDIR)/export] [ARGS=--overwrite]
 	$(BIN)/acai export $(WORKDIR) --out $(or $(OUT),$(WORKDIR)/export) $(ARGS)

@@ -113,11 +113,14 @@ def cmd_interpolate(args) -> int:
 def cmd_pegasus(args) -> int:
     from acai import interpolate as interp_check
 
-    interp_check.check_t_steps(args.t, 2)
+    ts = _t_values(args.t)
+    for t in ts:
+        interp_check.check_t_steps(t, 2)
     run, data, judge, interp = _pegasus_setup(args)
     manifest = interp.pegasi(
-        run, judge, data, n=args.n, t=args.t, candidates=max(args.candidates, args.n),
-        seed=args.seed, prefer_white=args.white, out=args.out,
+        run, judge, data, n=args.n, t=ts, candidates=max(args.candidates, args.n),
+        seed=args.seed, prefer_white=args.white,
+        out=args.out or os.path.join(args.workdir, "pegasi"),
     )  # fmt: skip
     best = manifest["images"][0]
     print(f"acai: {args.n} pegasi (best of {manifest['candidates']} pairs, slerp t={args.t}); "
@@ -134,6 +137,34 @@ def cmd_pegasus(args) -> int:
     for path in manifest["files"]:
         print(path)
     return 0
+
+
+def cmd_evaluate(args) -> int:
+    from acai import evaluate as evaluate_lib
+
+    result = evaluate_lib.evaluate(args.workdir, out=args.out, pegasi=args.pegasi)
+    print(f"acai: step {result['step']} of {args.workdir}")
+    print(evaluate_lib.summary(result))
+    for path in result["files"]:
+        print(path)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from acai import evaluate as evaluate_lib
+
+    print(evaluate_lib.compare(args.workdirs))
+    return 0
+
+
+def _t_values(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in str(text).split(","))
+    except ValueError:
+        raise AcaiError(
+            f"--t '{text}' is not a number or a comma-separated list of numbers, "
+            "e.g. --t 0.5 or --t 0.4,0.5,0.6"
+        ) from None
 
 
 def _side_by_side(lerp_scores: dict, slerp_scores: dict) -> str:
@@ -206,18 +237,35 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_interpolate)
 
     p = commands.add_parser("pegasus", help="a batch of pegasi and the best one")
-    _add_pegasus_args(p, out="out/pegasi")
+    _add_pegasus_args(
+        p, out=None, t_help="0 the horse, 1 the bird; a list (0.4,0.5,0.6) keeps each pair's best"
+    )
     p.add_argument("--n", type=int, default=64, help="pegasi in the batch (64: an 8x8 grid)")
     p.add_argument("--candidates", type=int, default=512, help="horse-bird pairs to rank")
     p.add_argument("--white", action="store_true", help="prefer white pegasi")
     p.set_defaults(func=cmd_pegasus)
+
+    p = commands.add_parser("evaluate", help="metrics.json and report.html for a trained run")
+    p.add_argument("workdir", metavar="WORKDIR", help="a trained run")
+    p.add_argument("--out", help="where the two files go (default: WORKDIR)")
+    p.add_argument("--pegasi", help="a folder from acai pegasus to show (default: WORKDIR/pegasi)")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = commands.add_parser("compare", help="two or more runs' metrics side by side")
+    p.add_argument("workdirs", nargs="+", metavar="WORKDIR", help="trained runs")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_compare)
     return parser
 
 
-def _add_pegasus_args(p: argparse.ArgumentParser, *, out: str) -> None:
+def _add_pegasus_args(p: argparse.ArgumentParser, *, out: str | None, t_help: str = "") -> None:
     p.add_argument("--workdir", default="runs/cifar10_cpu", help="a trained run")
-    p.add_argument("--out", default=out, help="output folder")
-    p.add_argument("--t", type=float, default=0.5, help="0 is the horse, 1 the bird")
+    p.add_argument("--out", default=out, help=f"output folder (default: {out or 'WORKDIR/pegasi'})")
+    if t_help:
+        p.add_argument("--t", default="0.5", help=t_help)
+    else:
+        p.add_argument("--t", type=float, default=0.5, help="0 is the horse, 1 the bird")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--classifier", default=DEFAULT_CLASSIFIER, help="from acai classifier")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)

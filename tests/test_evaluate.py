@@ -1,0 +1,102 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import acai
+from acai import evaluate
+from acai.trainer import save_png
+
+
+@pytest.fixture
+def run_copy(trained, tmp_path):
+    _, workdir, _ = trained
+    return shutil.copytree(workdir, tmp_path / "run")
+
+
+def test_evaluate_writes_metrics_and_a_self_contained_report(run_copy):
+    result = evaluate.evaluate(run_copy)
+    saved = json.loads((run_copy / "metrics.json").read_text())
+    assert saved["step"] == result["step"] == 8
+    assert 0 <= saved["kmeans_accuracy"] <= 1 and 0 <= saved["probe_accuracy"] <= 1
+    assert saved["rmse"] > 0 and "mean_distance" not in saved  # lines metrics: lines32 only
+    page = (run_copy / "report.html").read_text()
+    for heading in ("Metrics", "Training curves", "Reconstructions", "Interpolations",
+                    "Networks", "Config"):  # fmt: skip
+        assert f"<h2>{heading}</h2>" in page
+    assert page.count('src="data:image/png;base64,') >= 3  # curves, reconstructions, rows
+    assert "<h2>Pegasi</h2>" not in page  # none made yet
+    assert not list(run_copy.glob(".*tmp*"))
+
+
+def test_report_falls_back_to_text_summaries_without_graphviz(run_copy, monkeypatch):
+    def no_graphviz(net):
+        raise ImportError("You must install pydot (`pip install pydot`) for `plot_model`.")
+
+    monkeypatch.setattr(evaluate, "diagram_png", no_graphviz)
+    evaluate.evaluate(run_copy)
+    page = (run_copy / "report.html").read_text()
+    assert "No diagrams (You must install pydot" in page
+    assert page.count("<pre>") >= 3 and "Total params" in page  # three summaries
+
+
+def test_report_shows_pegasi_made_for_the_run(run_copy):
+    folder = run_copy / "pegasi"
+    folder.mkdir()
+    save_png(np.zeros((96, 96, 3), np.uint8), folder / "pegasi.png")
+    save_png(np.zeros((32, 32, 3), np.uint8), folder / "best_pegasus.png")
+    (folder / "pegasi.json").write_text(
+        json.dumps(
+            {
+                "summary": {
+                    "pegasi": {"horse_or_bird_share": 0.7},
+                    "crossfade": {"horse_or_bird_share": 0.6},
+                }
+            }
+        )
+    )
+    evaluate.evaluate(run_copy)
+    page = (run_copy / "report.html").read_text()
+    assert "<h2>Pegasi</h2>" in page and "horse_or_bird_share" in page and "0.700" in page
+
+
+def test_compare_puts_runs_side_by_side_and_marks_the_best(run_copy, tmp_path):
+    other = shutil.copytree(run_copy, tmp_path / "plain")
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "advweight": 0.0}))
+    table = evaluate.compare([run_copy, other])
+    lines = table.splitlines()
+    assert lines[0].split() == ["run", "plain"]
+    assert lines[2].split()[-2:] == ["0.5", "0"]  # the lambda row
+    assert "reconstruction RMSE" in table and "*" in table
+    assert (other / "metrics.json").is_file()  # computed once, reused next time
+
+
+def test_lines_run_reports_mean_distance_and_smoothness(tmp_path):
+    config = acai.Config(
+        data="lines32", depth=4, latent=4, latent_width=2, batch=8,
+        total_kimg=16 / 1024, epoch_kimg=16 / 1024, precision="float32",
+    )  # fmt: skip
+    acai.train(config, tmp_path / "lines", verbose=0)
+    result = evaluate.evaluate(tmp_path / "lines")
+    for key in ("mean_distance", "smoothness", "mean_distance_slerp", "smoothness_slerp"):
+        assert np.isfinite(result[key]) and result[key] >= 0
+    # the references are computed on the same pairs: exact ~0, cross-fade clearly worse
+    assert result["exact_mean_distance"] < 1e-4
+    assert result["crossfade_smoothness"] > 0.5
+    assert "Mean Distance, lerp" in (tmp_path / "lines" / "report.html").read_text()
+
+
+def test_commands_refuse_bad_input_in_one_line(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "acai.cli", *args], capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+
+    one = run("compare", str(tmp_path))
+    assert one.returncode == 2 and "compare needs two or more runs" in one.stderr
+    missing = run("evaluate", str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and "is not a training run" in missing.stderr
+    assert "Traceback" not in one.stderr + missing.stderr
