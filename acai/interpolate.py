@@ -101,8 +101,12 @@ class Judge:
     train_images: np.ndarray
     real_sharpness: float  # median over real test horses and birds
 
-    def score(self, decoded: np.ndarray, *, prefer_white: bool = False) -> dict[str, np.ndarray]:
-        """Scores float images in [-1, 1] (B, 32, 32, 3); returns one array per score."""
+    def score(self, decoded: np.ndarray, *, prefer_white: bool = False,
+              nearest: bool = True) -> dict[str, np.ndarray]:  # fmt: skip
+        """Scores float images in [-1, 1] (B, 32, 32, 3); returns one array per score.
+
+        nearest=False skips the (slow) nearest-training-image search; it reads NaN then.
+        """
         images = np.asarray(data_lib.to_uint8(decoded))
         critic = (
             self.run.model.critic(decoded, training=False)
@@ -112,7 +116,9 @@ class Judge:
         out = {
             "critic_alpha": np.asarray(critic)[:, 0],
             "sharpness": sharpness(images),
-            "nearest_train_rmse": nearest_distance(images, self.train_images),
+            "nearest_train_rmse": nearest_distance(images, self.train_images)
+            if nearest
+            else np.full(len(images), np.nan),
             "whiteness": whiteness(images),
         }
         out["sharpness_vs_real"] = out["sharpness"] / self.real_sharpness
@@ -350,13 +356,14 @@ def pegasi(run: Run, judge: Judge, data: data_lib.ImageData, *, n: int = 64,
             x_b = data_lib.to_float(data.test_images[chunk[:, 1]])
             walks.append(np.asarray(run.model.interpolate(x_h, x_b, np.float32(value))))
         decoded.append(np.concatenate(walks))
-        scores.append(judge.score(decoded[-1], prefer_white=prefer_white))
+        scores.append(judge.score(decoded[-1], prefer_white=prefer_white, nearest=False))
     best_t = np.argmax(np.stack([s["score"] for s in scores]), axis=0)  # (cand,)
     rows = np.arange(len(pairs))
     decoded = np.stack(decoded)[best_t, rows]
     scores = {k: np.stack([s[k] for s in scores])[best_t, rows] for k in scores[0]}
     keep = np.argsort(-scores["score"], kind="stable")[:n]
     images = np.asarray(data_lib.to_uint8(decoded[keep]))
+    scores["nearest_train_rmse"][keep] = nearest_distance(images, judge.train_images)
     pair_t = np.asarray(ts, np.float32)[best_t]  # (cand,)
 
     w = pair_t[keep].reshape(-1, 1, 1, 1)
