@@ -9,6 +9,7 @@ ARGS ?=
 HORSE ?= random
 BIRD ?= random
 T ?= 0.5
+PEGASI_T ?= 0.3,0.4,0.5,0.6,0.7
 STEPS ?= 11
 
 .PHONY: install test lint format train classifier interpolate pegasi evaluate compare export bench clean
@@ -39,8 +40,8 @@ interpolate:  ## make interpolate HORSE=7 BIRD=25 [WORKDIR=...] [OUT=...] [T=0.5
 	$(BIN)/acai interpolate --workdir $(WORKDIR) --horse '$(HORSE)' --bird '$(BIRD)' \
 		--out $(or $(OUT),out/pegasus) --t $(T) --steps $(STEPS) $(ARGS)
 
-pegasi:  ## 64 pegasi and the best one: make pegasi [WORKDIR=...] [OUT=...] [T=0.5]
-	$(BIN)/acai pegasus --workdir $(WORKDIR) --out $(or $(OUT),$(WORKDIR)/pegasi) --t $(T) $(ARGS)
+pegasi:  ## 64 pegasi and the best one: make pegasi [WORKDIR=...] [OUT=...] [PEGASI_T=0.3,0.4,0.5,0.6,0.7]
+	$(BIN)/acai pegasus --workdir $(WORKDIR) --out $(or $(OUT),$(WORKDIR)/pegasi) --t $(PEGASI_T) $(ARGS)
 
 evaluate:  ## metrics.json and report.html in WORKDIR: make evaluate [WORKDIR=...]
 	$(BIN)/acai evaluate $(WORKDIR) $(ARGS)

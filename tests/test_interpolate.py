@@ -133,6 +133,17 @@ def test_interpolate_command_refuses_bad_settings(args, words, tmp_path):
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("t, words", [
+    ("0.4,abc", "comma-separated list"),
+    ("0.4,1.5", "outside [0, 1]"),
+])  # fmt: skip
+def test_pegasus_command_refuses_a_bad_t_list(t, words, tmp_path):
+    command = [sys.executable, "-m", "acai.cli", "pegasus", "--workdir", str(tmp_path), "--t", t]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "pegasi").exists()
+
+
 def test_interpolate_command_end_to_end(trained, pegasus_kit, tmp_path):
     _, workdir, _ = trained
     classifier = pegasus_kit[3]
