@@ -315,8 +315,8 @@ def pegasi(run: Run, judge: Judge, data: data_lib.ImageData, *, n: int = 64,
 
     `candidates` distinct pairs are drawn, each decoded with slerp at every t given and scored;
     each pair keeps its best t, and the `n` pairs with the highest combined score are kept,
-    best first. The same pairs' pixel cross-fades at the same t are scored too, as the
-    baseline a pegasus must beat.
+    best first, each horse and each bird at most once while there are enough. The same pairs'
+    pixel cross-fades at the same t are scored too, as the baseline a pegasus must beat.
 
     Args:
       run: a loaded run.
@@ -361,7 +361,7 @@ def pegasi(run: Run, judge: Judge, data: data_lib.ImageData, *, n: int = 64,
     rows = np.arange(len(pairs))
     decoded = np.stack(decoded)[best_t, rows]
     scores = {k: np.stack([s[k] for s in scores])[best_t, rows] for k in scores[0]}
-    keep = np.argsort(-scores["score"], kind="stable")[:n]
+    keep = best_distinct(pairs, scores["score"], n)
     images = np.asarray(data_lib.to_uint8(decoded[keep]))
     scores["nearest_train_rmse"][keep] = nearest_distance(images, judge.train_images)
     pair_t = np.asarray(ts, np.float32)[best_t]  # (cand,)
@@ -399,6 +399,32 @@ def pegasi(run: Run, judge: Judge, data: data_lib.ImageData, *, n: int = 64,
     write_json(out / "pegasi.json", manifest)
     manifest["files"].append(str(out / "pegasi.json"))
     return manifest
+
+
+def best_distinct(pairs: np.ndarray, score: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n best-scoring pairs, best first, using each horse and each bird once
+    while that leaves n pairs (a photo that scores well would otherwise fill the grid).
+
+    Args:
+      pairs: (P, 2) horse and bird indices.
+      score: (P,) higher is better.
+      n: pairs to keep.
+
+    Returns:
+      (min(n, P),) indices into pairs.
+    """
+    order = np.argsort(-np.asarray(score), kind="stable")
+    used, keep = (set(), set()), []
+    for i in order:
+        horse, bird = int(pairs[i, 0]), int(pairs[i, 1])
+        if horse not in used[0] and bird not in used[1]:
+            keep.append(i)
+            used[0].add(horse)
+            used[1].add(bird)
+    if len(keep) < n:  # too few distinct photos: fill with the best of the rest
+        kept = set(keep)
+        keep += [i for i in order if i not in kept][: n - len(keep)]
+    return np.asarray(keep[:n], np.int64)
 
 
 def scorecard(judge: Judge, images: np.ndarray) -> dict:

@@ -230,3 +230,11 @@ def test_scorecard_ranks_real_photos_above_blurred_copies_and_cross_fades(tmp_pa
     assert real["spread_rmse"] > faded["spread_rmse"]
     # and a real horse or bird is one animal: the torn-between-both figure belongs to the fades
     assert faded["mean_min_p"] > real["mean_min_p"]
+
+
+def test_best_distinct_uses_each_photo_once_while_it_can():
+    pairs = np.array([[1, 10], [1, 11], [2, 10], [2, 12], [3, 13]])
+    score = np.array([0.9, 0.8, 0.7, 0.6, 0.1])
+    assert interp.best_distinct(pairs, score, 3).tolist() == [0, 3, 4]  # horse 1 once, bird 10 once
+    # only two distinct pairs exist among the first four: the rest is filled best first
+    assert interp.best_distinct(pairs[:4], score[:4], 3).tolist() == [0, 3, 1]
