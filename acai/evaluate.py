@@ -300,6 +300,7 @@ def _pegasi(folder: Path) -> str:
     text = ""
     if (folder / "pegasi.json").is_file():
         summary = json.loads((folder / "pegasi.json").read_text()).get("summary", {})
+        summary = {who: summary[who] for who in ("pegasi", "crossfade") if who in summary}
         keys = list(summary.get("pegasi", {}))
         cells = "".join(f"<tr><td>{html.escape(k)}</td>"
                         + "".join(f"<td>{summary[who][k]:.3f}</td>" for who in summary) + "</tr>"
