@@ -12,9 +12,9 @@ import traceback
 from acai import __version__
 from acai import config as config_lib
 from acai.errors import AcaiError
+from acai.interpolate import PEGASI_CANDIDATES, PEGASI_T
 
 DEFAULT_CLASSIFIER = os.path.join("runs", "classifier", "classifier.keras")
-PEGASI_T = "0.3,0.4,0.5,0.6,0.7"  # each candidate pair keeps its best-scoring t
 
 
 def _config(args) -> config_lib.Config:
@@ -238,11 +238,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_interpolate)
 
     p = commands.add_parser("pegasus", help="a batch of pegasi and the best one")
-    _add_pegasus_args(
-        p, out=None, t_help="0 the horse, 1 the bird; a list (0.4,0.5,0.6) keeps each pair's best"
-    )
+    _add_pegasus_args(p, out=None, t_help="0 the horse, 1 the bird; a list keeps each pair's best")
     p.add_argument("--n", type=int, default=64, help="pegasi in the batch (64: an 8x8 grid)")
-    p.add_argument("--candidates", type=int, default=2048, help="horse-bird pairs to rank")
+    p.add_argument("--candidates", type=int, default=PEGASI_CANDIDATES,
+                   help="horse-bird pairs to rank")  # fmt: skip
     p.add_argument("--white", action="store_true", help="prefer white pegasi")
     p.set_defaults(func=cmd_pegasus)
 
@@ -264,7 +263,7 @@ def _add_pegasus_args(p: argparse.ArgumentParser, *, out: str | None, t_help: st
     p.add_argument("--workdir", default="runs/cifar10_cpu", help="a trained run")
     p.add_argument("--out", default=out, help=f"output folder (default: {out or 'WORKDIR/pegasi'})")
     if t_help:
-        p.add_argument("--t", default=PEGASI_T, help=t_help)
+        p.add_argument("--t", default=",".join(map(str, PEGASI_T)), help=t_help)
     else:
         p.add_argument("--t", type=float, default=0.5, help="0 is the horse, 1 the bird")
     p.add_argument("--seed", type=int, default=0)

@@ -17,6 +17,8 @@ __all__ = ["combined_score", "lerp", "make_judge", "pegasi", "pick", "slerp", "w
 
 VIEW_SCALE = 8  # a 32x32 pegasus is saved at 256x256
 NEAREST_CHUNK = 4096  # training images compared at once when searching the nearest one
+PEGASI_T = (0.3, 0.4, 0.5, 0.6, 0.7)  # a batch of pegasi: each pair keeps its best t of these
+PEGASI_CANDIDATES = 2048  # distinct horse-bird pairs ranked for a batch
 
 
 # --- scores, as small pure functions ---------------------------------------------------------
@@ -309,8 +311,8 @@ def save_strip(horse, bird, rows, ts, path: Path) -> Path:
 
 
 def pegasi(run: Run, judge: Judge, data: data_lib.ImageData, *, n: int = 64,
-           t: float | tuple[float, ...] = 0.5, candidates: int = 512, seed: int = 0,
-           prefer_white: bool = False, out: str | Path) -> dict:  # fmt: skip
+           t: float | tuple[float, ...] = PEGASI_T, candidates: int = PEGASI_CANDIDATES,
+           seed: int = 0, prefer_white: bool = False, out: str | Path) -> dict:  # fmt: skip
     """Makes `n` pegasi from distinct test horse-bird pairs, keeping the best-scoring ones.
 
     `candidates` distinct pairs are drawn, each decoded with slerp at every t given and scored;
@@ -348,18 +350,16 @@ def pegasi(run: Run, judge: Judge, data: data_lib.ImageData, *, n: int = 64,
     flat = rng.choice(len(horses) * len(birds), size=candidates, replace=False)  # distinct pairs
     pairs = np.stack([horses[flat // len(birds)], birds[flat % len(birds)]], 1)  # (cand, 2)
 
-    decoded, scores = [], []
-    for value in ts:  # (cand, 32, 32, 3) decoded and scored at each t
-        walks = []
-        for chunk in np.array_split(pairs, max(1, len(pairs) // 256)):
-            x_h = data_lib.to_float(data.test_images[chunk[:, 0]])
-            x_b = data_lib.to_float(data.test_images[chunk[:, 1]])
-            walks.append(np.asarray(run.model.interpolate(x_h, x_b, np.float32(value))))
-        decoded.append(np.concatenate(walks))
-        scores.append(judge.score(decoded[-1], prefer_white=prefer_white, nearest=False))
+    walks = []  # (T, chunk, 32, 32, 3) each: every pair encoded once, decoded at every t
+    for chunk in np.array_split(pairs, max(1, len(pairs) // 256)):
+        x_h = data_lib.to_float(data.test_images[chunk[:, 0]])
+        x_b = data_lib.to_float(data.test_images[chunk[:, 1]])
+        walks.append(np.asarray(run.model.interpolate(x_h, x_b, np.asarray(ts, np.float32))))
+    decoded = np.concatenate(walks, axis=1)  # (T, cand, 32, 32, 3)
+    scores = [judge.score(d, prefer_white=prefer_white, nearest=False) for d in decoded]
     best_t = np.argmax(np.stack([s["score"] for s in scores]), axis=0)  # (cand,)
     rows = np.arange(len(pairs))
-    decoded = np.stack(decoded)[best_t, rows]
+    decoded = decoded[best_t, rows]
     scores = {k: np.stack([s[k] for s in scores])[best_t, rows] for k in scores[0]}
     keep = best_distinct(pairs, scores["score"], n)
     images = np.asarray(data_lib.to_uint8(decoded[keep]))
