@@ -36,11 +36,12 @@ def compute_metrics(run: Run, data: data_lib.ImageData, *, seed: int = 0) -> dic
     """Every metric of a run on its held-out split; the lines metrics for lines32 runs.
 
     Returns:
-      {"step", "images", "rmse", "probe_accuracy", "kmeans_accuracy", ...}; lines32 runs add
-      "mean_distance" and "smoothness" (lerp, the paper's way), their slerp versions, and the
-      same two figures for the exact interpolation and the pixel cross-fade of the same pairs.
+      {"step", "images", "advweight", "rmse", "probe_accuracy", "kmeans_accuracy", ...};
+      lines32 runs add "mean_distance" and "smoothness" (lerp, the paper's way), their slerp
+      versions, and the same two figures for the exact interpolation and the pixel cross-fade
+      of the same pairs.
     """
-    result = evaluate_heldout(run.model, data, batch=256)
+    result = {**evaluate_heldout(run.model, data, batch=256), "advweight": run.config.advweight}
     order = np.random.default_rng(seed).permutation(len(data.test_images))[:CLUSTER_IMAGES]
     latents = _encode(run, data.test_images[order])
     clusters = metrics.kmeans(latents.reshape(len(latents), -1), data.num_classes, seed=seed)
@@ -118,7 +119,7 @@ def load_metrics(workdir: str | Path) -> dict:
     if path.is_file():
         try:
             saved = json.loads(path.read_text())
-            if saved.get("step") == run.step:
+            if saved.get("step") == run.step and "advweight" in saved:
                 return saved
         except ValueError:
             log.warning("'%s' is unreadable; computing the metrics again", path)
@@ -132,9 +133,8 @@ def compare(workdirs: list[str | Path]) -> str:
     if len(workdirs) < 2:
         raise AcaiError("compare needs two or more runs: acai compare WORKDIR_A WORKDIR_B")
     columns = [load_metrics(w) for w in workdirs]
-    configs = [load_run(w).config for w in workdirs]
     rows = [("step", [str(c["step"]) for c in columns]),
-            ("advweight (lambda)", [f"{c.advweight:g}" for c in configs])]  # fmt: skip
+            ("advweight (lambda)", [f"{c['advweight']:g}" for c in columns])]  # fmt: skip
     for key in (*LOWER_BETTER, *HIGHER_BETTER):
         values = [c.get(key) for c in columns]
         if any(v is None for v in values):
