@@ -16,7 +16,6 @@ import numpy as np
 from acai import data as data_lib
 from acai import metrics
 from acai.errors import AcaiError, WorkdirError
-from acai.model import lerp, slerp
 from acai.trainer import Run, evaluate_heldout, load_run, write_json
 
 log = logging.getLogger(__name__)
@@ -273,19 +272,15 @@ def _reconstructions(run: Run, data: data_lib.ImageData, count: int = 16) -> str
 
 def _interpolations(run: Run, data: data_lib.ImageData) -> str:
     order = np.random.default_rng(2).permutation(len(data.test_images))[: 2 * REPORT_PAIRS]
-    a, b = order[:REPORT_PAIRS], order[REPORT_PAIRS:]
-    za = run.model.encode(data_lib.to_float(data.test_images[a]))
-    zb = run.model.encode(data_lib.to_float(data.test_images[b]))
+    a, b = data.test_images[order[:REPORT_PAIRS]], data.test_images[order[REPORT_PAIRS:]]
     t = np.linspace(0.0, 1.0, REPORT_STEPS, dtype=np.float32)
-    rows = []
-    for i in range(REPORT_PAIRS):
-        for path in (lerp, slerp):
-            z = np.asarray(path(za[i : i + 1], zb[i : i + 1], t)).reshape(
-                -1, *run.model.latent_shape
-            )
-            walk = np.asarray(data_lib.to_uint8(run.model.decode(z)))
-            rows.append(np.concatenate([data.test_images[a[i : i + 1]], walk,
-                                        data.test_images[b[i : i + 1]]]))  # fmt: skip
+    walks = [  # lerp, slerp: (T, pairs, H, W, C) each
+        np.asarray(data_lib.to_uint8(run.model.interpolate(
+            data_lib.to_float(a), data_lib.to_float(b), t, spherical=spherical)))
+        for spherical in (False, True)
+    ]  # fmt: skip
+    rows = [np.concatenate([a[i : i + 1], walk[:, i], b[i : i + 1]])
+            for i in range(REPORT_PAIRS) for walk in walks]  # fmt: skip
     return (_img(_png(_rows(rows), scale=2), "lerp and slerp interpolations", pixels=True)
             + f"<p>{REPORT_PAIRS} held-out pairs, each a lerp row then a slerp row: the first and "
             f"last image are the inputs, between them the decoded path at {REPORT_STEPS} "
