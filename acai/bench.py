@@ -8,7 +8,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from acai import callbacks as cb
 from acai import data as data_lib
+from acai import model as model_lib
 from acai import trainer as train_lib
 from acai.config import Config
 
@@ -40,12 +42,13 @@ def bench(config: Config, *, steps: int = 20, rounds: int = 3, warmup: int = 3) 
     ds = data_lib.train_dataset(images, labels, batch=config.batch, seed=config.seed)
 
     def build():
-        return train_lib.build_model(config, image_shape=(32, 32, 3), num_classes=NUM_CLASSES,
-                                     precision=precision, jit=jit)  # fmt: skip
+        return model_lib.build(
+            config, image_shape=(32, 32, 3), num_classes=NUM_CLASSES, precision=precision, jit=jit
+        )
 
     model = build()
-    throughput = train_lib.Throughput(config.batch)
-    callbacks = [throughput, train_lib.StopAtStep(10**12)]
+    throughput = cb.Throughput(config.batch)
+    callbacks = [throughput, cb.StopAtStep(10**12)]
     start = time.perf_counter()
     model.fit(ds, steps_per_epoch=1, epochs=1, verbose=0)  # traces and compiles
     compile_s = time.perf_counter() - start

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -14,27 +12,30 @@ from keras import layers
 
 from acai import data as data_lib
 from acai.errors import AcaiError
+from acai.images import replacing, to_float, write_json
 
 DEFAULT_PATH = Path("runs") / "classifier" / "classifier.keras"
 
 
-def build(num_classes: int, *, width: int = 16) -> keras.Model:
-    """A VGG-style CNN on 32x32 images in [-1, 1], with flip and shift augmentation.
+def build(num_classes: int, *, image_shape=(32, 32, 3), width: int = 16) -> keras.Model:
+    """A VGG-style CNN on images in [-1, 1], with flip and shift augmentation.
 
     Args:
       num_classes: number of output logits.
+      image_shape: (H, W, C) of the images; any channel count.
       width: channels of the first block; blocks double it.
 
     Returns:
-      An uncompiled functional model (B, 32, 32, 3) -> (B, num_classes) logits.
+      An uncompiled functional model (B, H, W, C) -> (B, num_classes) logits.
     """
-    x = keras.Input((32, 32, 3), name="images")
+    x = keras.Input(tuple(image_shape), name="images")
     h = layers.RandomFlip("horizontal")(x)
     h = layers.RandomTranslation(0.1, 0.1, fill_mode="reflect")(h)
     for level in range(3):
         for i in range(2):
-            h = layers.Conv2D(width << level, 3, padding="same", use_bias=False,
-                              name=f"conv{level}_{i}")(h)  # fmt: skip
+            h = layers.Conv2D(
+                width << level, 3, padding="same", use_bias=False, name=f"conv{level}_{i}"
+            )(h)
             h = layers.BatchNormalization()(h)
             h = layers.ReLU()(h)
         h = layers.MaxPooling2D()(h)  # 32 -> 16 -> 8 -> 4
@@ -44,8 +45,15 @@ def build(num_classes: int, *, width: int = 16) -> keras.Model:
     return keras.Model(x, logits, name="classifier")
 
 
-def train(source: str, out: str | Path = DEFAULT_PATH, *, epochs: int = 6, batch: int = 128,
-          seed: int = 0, verbose: int = 1) -> dict:  # fmt: skip
+def train(
+    source: str,
+    out: str | Path = DEFAULT_PATH,
+    *,
+    epochs: int = 6,
+    batch: int = 128,
+    seed: int = 0,
+    verbose: int = 1,
+) -> dict:
     """Trains the classifier on a data source's training split and scores its test split.
 
     Args:
@@ -61,7 +69,7 @@ def train(source: str, out: str | Path = DEFAULT_PATH, *, epochs: int = 6, batch
     """
     data = data_lib.load(source)
     keras.utils.set_random_seed(seed)
-    model = build(data.num_classes)
+    model = build(data.num_classes, image_shape=data.image_shape)
     steps = epochs * (len(data.train_images) // batch)
     schedule = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=steps)
     model.compile(
@@ -73,20 +81,26 @@ def train(source: str, out: str | Path = DEFAULT_PATH, *, epochs: int = 6, batch
     train_ds = data_lib.train_dataset(data.train_images, data.train_labels, batch=batch, seed=seed)
     test_ds = data_lib.eval_dataset(data.test_images, data.test_labels, batch=512)
     model.fit(
-        train_ds, steps_per_epoch=steps // epochs, epochs=epochs, validation_data=test_ds,
-        shuffle=False, verbose=verbose,
-    )  # fmt: skip
+        train_ds,
+        steps_per_epoch=steps // epochs,
+        epochs=epochs,
+        validation_data=test_ds,
+        shuffle=False,
+        verbose=verbose,
+    )
     accuracy = float(model.evaluate(test_ds, verbose=0, return_dict=True)["accuracy"])
     info = {
-        "test_accuracy": accuracy, "class_names": list(data.class_names), "epochs": epochs,
-        "seconds": round(time.perf_counter() - start, 1), "test_images": len(data.test_images),
-    }  # fmt: skip
+        "test_accuracy": accuracy,
+        "class_names": list(data.class_names),
+        "epochs": epochs,
+        "seconds": round(time.perf_counter() - start, 1),
+        "test_images": len(data.test_images),
+    }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        model.save(Path(tmp) / "classifier.keras")
-        os.replace(Path(tmp) / "classifier.keras", out)
-    out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    with replacing(out) as tmp:
+        model.save(tmp)
+    write_json(out.with_suffix(".json"), info)
     return info
 
 
@@ -114,6 +128,6 @@ class Classifier:
         return self.class_names.index(name)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """uint8 images (B, 32, 32, 3) -> class probabilities (B, num_classes)."""
-        logits = self.model.predict(data_lib.to_float(images), batch_size=256, verbose=0)
+        """uint8 images (B, H, W, C) -> class probabilities (B, num_classes)."""
+        logits = self.model.predict(to_float(images), batch_size=256, verbose=0)
         return np.asarray(keras.ops.softmax(logits, axis=-1))

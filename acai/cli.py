@@ -6,13 +6,15 @@ import argparse
 import json
 import logging
 import os
+import re
+import signal
 import sys
 import traceback
 
 from acai import __version__
 from acai import config as config_lib
+from acai.config import PEGASI_CANDIDATES, PEGASI_T
 from acai.errors import AcaiError
-from acai.interpolate import PEGASI_CANDIDATES, PEGASI_T
 
 DEFAULT_CLASSIFIER = os.path.join("runs", "classifier", "classifier.keras")
 
@@ -66,75 +68,72 @@ def cmd_classifier(args) -> int:
     from acai import classifier as classifier_lib
 
     info = classifier_lib.train(args.data, args.out, epochs=args.epochs, verbose=args.verbose)
-    print(f"acai: classifier test accuracy {100 * info['test_accuracy']:.1f}% on "
-          f"{info['test_images']} images; wrote {args.out}")  # fmt: skip
+    print(
+        f"acai: classifier test accuracy {100 * info['test_accuracy']:.1f}% on "
+        f"{info['test_images']} images; wrote {args.out}"
+    )
     return 0
 
 
-def _pegasus_setup(args):
-    """Loads the run, its data and the classifier (if any) for interpolate and pegasus."""
-    if not os.path.isdir(args.workdir):
-        raise AcaiError(f"WORKDIR '{args.workdir}' does not exist; train first (make train)")
-    from acai import classifier as classifier_lib
-    from acai import data as data_lib
-    from acai import interpolate as interp
-    from acai import trainer
-
-    run = trainer.load_run(args.workdir)
-    data = data_lib.load(run.config.data)  # all classes: indices are CIFAR-10 test indices
-    classifier = None
-    if os.path.isfile(args.classifier):
-        classifier = classifier_lib.Classifier(args.classifier)
-    elif args.command == "pegasus":
-        classifier_lib.Classifier(args.classifier)  # raises the "train it first" error
-    return run, data, interp.make_judge(run, data, classifier), interp
-
-
 def cmd_interpolate(args) -> int:
-    from acai import interpolate as interp_check
+    from acai import pegasus
 
-    interp_check.check_t_steps(args.t, args.steps)
-    run, data, judge, interp = _pegasus_setup(args)
+    pegasus.check_t_steps(args.t, args.steps)
+    run, data, judge = pegasus.setup(args.workdir, args.classifier)
     import numpy as np
 
     rng = np.random.default_rng(args.seed)
-    horse = interp.pick(args.horse, data=data, want="horse", any_class=args.any_class, rng=rng)
-    bird = interp.pick(args.bird, data=data, want="bird", any_class=args.any_class, rng=rng)
-    result = interp.walk(run, judge, horse, bird, t=args.t, steps=args.steps, out=args.out)
+    horse = pegasus.pick(args.horse, data=data, want="horse", any_class=args.any_class, rng=rng)
+    bird = pegasus.pick(args.bird, data=data, want="bird", any_class=args.any_class, rng=rng)
+    result = pegasus.walk(run, judge, horse, bird, t=args.t, steps=args.steps, out=args.out)
     print(f"acai: {horse.description} -> {bird.description}, t={args.t}, step {run.step}")
     print(_side_by_side(result["lerp"], result["slerp"]))
     if judge.classifier is None:
-        print(f"acai: no classifier at {args.classifier}, so no P(horse)/P(bird); "
-              "train one with: make classifier")  # fmt: skip
+        print(
+            f"acai: no classifier at {args.classifier}, so no P(horse)/P(bird); "
+            "train one with: make classifier"
+        )
     for path in result["files"]:
         print(path)
     return 0
 
 
 def cmd_pegasus(args) -> int:
-    from acai import interpolate as interp_check
+    from acai import pegasus
 
     ts = _t_values(args.t)
     for t in ts:
-        interp_check.check_t_steps(t, 2)
-    run, data, judge, interp = _pegasus_setup(args)
-    manifest = interp.pegasi(
-        run, judge, data, n=args.n, t=ts, candidates=max(args.candidates, args.n),
-        seed=args.seed, prefer_white=args.white,
+        pegasus.check_t_steps(t, 2)
+    run, data, judge = pegasus.setup(args.workdir, args.classifier, need_classifier=True)
+    manifest = pegasus.pegasi(
+        run,
+        judge,
+        data,
+        n=args.n,
+        t=ts,
+        candidates=max(args.candidates, args.n),
+        seed=args.seed,
+        prefer_white=args.white,
         out=args.out or os.path.join(args.workdir, "pegasi"),
-    )  # fmt: skip
+    )
     best = manifest["images"][0]
-    print(f"acai: {args.n} pegasi (best of {manifest['candidates']} pairs, slerp t={args.t}); "
-          f"classifier accuracy {100 * manifest['classifier_test_accuracy']:.1f}%")  # fmt: skip
-    print(f"acai: best: horse {best['horse_index']} + bird {best['bird_index']}: "
-          f"P(horse) {best['p_horse']:.2f}, P(bird) {best['p_bird']:.2f}, critic alpha "
-          f"{best['critic_alpha']:.3f}, sharpness {best['sharpness_vs_real']:.2f}x real, "
-          f"nearest training image RMSE {best['nearest_train_rmse']:.1f}")  # fmt: skip
-    rows = [(k, manifest["summary"]["pegasi"][k], manifest["summary"]["crossfade"][k])
-            for k in manifest["summary"]["pegasi"]]  # fmt: skip
-    print(f"{'':28s}{'pegasi':>10s}{'cross-fade':>12s}")
+    print(
+        f"acai: {args.n} pegasi (best of {manifest['candidates']} pairs, slerp t={args.t}); "
+        f"classifier accuracy {100 * manifest['classifier_test_accuracy']:.1f}%"
+    )
+    print(
+        f"acai: best: horse {best['horse_index']} + bird {best['bird_index']}: "
+        f"P(horse) {best['p_horse']:.2f}, P(bird) {best['p_bird']:.2f}, critic alpha "
+        f"{best['critic_alpha']:.3f}, sharpness {best['sharpness_vs_real']:.2f}x real, "
+        f"nearest training image RMSE {best['nearest_train_rmse']:.1f}"
+    )
+    rows = [
+        (k, manifest["summary"]["pegasi"][k], manifest["summary"]["crossfade"][k])
+        for k in manifest["summary"]["pegasi"]
+    ]
+    print(f"{'':32s}{'pegasi':>10s}{'cross-fade':>12s}")
     for k, a, b in rows:
-        print(f"{k:28s}{a:10.3f}{b:12.3f}")
+        print(f"{pegasus.SCORECARD_LABELS.get(k, k):32s}{a:10.3f}{b:12.3f}")
     for path in manifest["files"]:
         print(path)
     return 0
@@ -182,13 +181,16 @@ def _run_name(config_path: str | None) -> str:
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks")  # fmt: skip
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
     parser.add_argument("--config", help="an experiments/*.py file (default: the paper's settings)")
     parser.add_argument(
-        "--set", action="append", metavar="FIELD=VALUE",
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
         help="override a config field, e.g. --set depth=32 (repeatable)",
-    )  # fmt: skip
+    )
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -203,8 +205,13 @@ def make_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--data", help="'tfds', a CIFAR-10 archive, or an image folder (or its tar)")
     p.add_argument("--workdir", help="the run's folder (default: runs/<config name>)")
-    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
-                   help="0 silent, 1 progress bar, 2 one line per epoch")  # fmt: skip
+    p.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=1,
+        help="0 silent, 1 progress bar, 2 one line per epoch",
+    )
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("bench", help="time training steps on synthetic data")
@@ -240,8 +247,9 @@ def make_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("pegasus", help="a batch of pegasi and the best one")
     _add_pegasus_args(p, out=None, t_help="0 the horse, 1 the bird; a list keeps each pair's best")
     p.add_argument("--n", type=int, default=64, help="pegasi in the batch (64: an 8x8 grid)")
-    p.add_argument("--candidates", type=int, default=PEGASI_CANDIDATES,
-                   help="horse-bird pairs to rank")  # fmt: skip
+    p.add_argument(
+        "--candidates", type=int, default=PEGASI_CANDIDATES, help="horse-bird pairs to rank"
+    )
     p.add_argument("--white", action="store_true", help="prefer white pegasi")
     p.set_defaults(func=cmd_pegasus)
 
@@ -271,8 +279,72 @@ def _add_pegasus_args(p: argparse.ArgumentParser, *, out: str | None, t_help: st
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
 
+# TensorFlow's native log lines (glog format, "I0000 00:00:1795975659.029364  7034 x.cc:31] ...")
+# and absl's notice before its logging starts; its fatal lines (F...) are not matched.
+_NATIVE_LOG_LINE = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+    rb"|[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\] )"
+)
+
+
+def quiet_native_logs() -> tuple[int, int] | None:
+    """Sends file descriptor 2 through a filter process that drops TensorFlow's native logs.
+
+    TensorFlow writes start-up and graph-optimizer notes from C++ straight to file descriptor
+    2, some before TF_CPP_MIN_LOG_LEVEL is read. Everything else written there (our errors,
+    Python tracebacks, a crash's last words) still reaches the terminal: the filter is a
+    separate process, so it forwards what it was sent even if this one dies.
+
+    Returns:
+      (the filter's process id, a copy of the original stderr), for `restore_stderr`; None
+      where fork is unavailable.
+    """
+    if not hasattr(os, "fork"):
+        return None
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the filter: forward every line but TensorFlow's native logs, until EOF
+        os.close(write_end)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the command, not for us
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with os.fdopen(read_end, "rb") as lines:
+            for line in lines:
+                if not _NATIVE_LOG_LINE.match(line):
+                    os.write(2, line)
+        os._exit(0)
+    os.close(read_end)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    return pid, saved
+
+
+def restore_stderr(pid: int, saved: int) -> None:
+    """Points file descriptor 2 back at `saved` and waits for the filter to forward the rest."""
+    sys.stderr.flush()
+    os.dup2(saved, 2)  # the filter's pipe closes: it reads to the end and exits
+    os.close(saved)
+    os.waitpid(pid, 0)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The `acai` command; with `argv` None (a real command line) TensorFlow's logs are hidden.
+
+    Exit codes: 0 success, 2 a problem with the input (one line on stderr), 1 anything else,
+    128 + N when stopped by signal N.
+    """
     args = make_parser().parse_args(argv)
+    quiet = argv is None and not args.debug and os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0"
+    filtering = quiet_native_logs() if quiet else None
+    try:
+        return _run(args)
+    finally:
+        if filtering:
+            restore_stderr(*filtering)
+
+
+def _run(args) -> int:
     logging.basicConfig(format="acai: %(message)s", level=logging.WARNING)
     logging.getLogger("acai").setLevel(logging.DEBUG if args.debug else logging.INFO)
     try:
@@ -289,8 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         message = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"acai: error: {type(e).__name__}: {message} (re-run with --debug for details)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"acai: error: {type(e).__name__}: {message} (re-run with --debug for details)",
+            file=sys.stderr,
+        )
         return 1
 
 

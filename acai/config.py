@@ -16,6 +16,9 @@ IMAGE_SIZE = 32  # every data source here yields 32x32 images
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 JIT_CHOICES = ("auto", "on", "off")
 STRATEGIES = ("auto", "none", "mirrored", "multi_worker", "tpu")
+# Pegasus defaults, shared by the library and the command line.
+PEGASI_T = (0.3, 0.4, 0.5, 0.6, 0.7)  # a batch of pegasi: each pair keeps its best t of these
+PEGASI_CANDIDATES = 2048  # distinct horse-bird pairs ranked for a batch
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

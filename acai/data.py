@@ -16,24 +16,36 @@ import numpy as np
 
 from acai.config import IMAGE_SIZE
 from acai.errors import DataError
+from acai.images import replacing, to_float
+from acai.lines import (
+    LINES_CLASSES,
+    LINES_SOURCE,
+    LINES_TEST,
+    LINES_TRAIN,
+    draw_lines,
+    line_labels,
+)
 
 log = logging.getLogger(__name__)
 
 CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-)  # fmt: skip
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # Where tensorflow-datasets downloads CIFAR-10 from; probed first so that a machine without a
 # network fails in seconds instead of retrying for minutes.
 TFDS_DOWNLOAD_HOST = ("www.cs.toronto.edu", 443)
 HOLDOUT_FRACTION = 0.1  # an image folder without a test/ split gives this share to test
 _CACHE_FORMAT = 1
-# The paper's synthetic lines: 32x32x1, one line from the centre outwards at a random angle.
-LINES_SOURCE = "lines32"
-LINES_RADIUS = 15.0  # line length in pixels
-LINES_WIDTH = 2.0  # line thickness in pixels
-LINES_TRAIN, LINES_TEST = 65536, 5000
-LINES_CLASSES = 10  # labels: the angle in ten equal sectors, for the latent probe
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,35 +116,6 @@ def select_classes(data: ImageData, classes: tuple[str, ...]) -> ImageData:
 # --- lines32 --------------------------------------------------------------------------------
 
 
-def draw_lines(angles, *, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Draws one anti-aliased line per angle, from the image centre outwards.
-
-    Each pixel's brightness is the share of it the line covers, approximated from the distance
-    of the pixel's centre to the line's centre segment: clip(width / 2 + 1 / 2 - d, 0, 1).
-
-    Args:
-      angles: (N,) angles in radians, counter-clockwise from the +x axis (image y points down).
-      size: the image width and height.
-
-    Returns:
-      (N, size, size, 1) float32 images in [-1, 1]: -1 background, 1 line.
-    """
-    angles = np.asarray(angles, np.float64).reshape(-1, 1, 1)
-    centre = size / 2
-    yy, xx = np.mgrid[0:size, 0:size] + 0.5  # pixel centres, (size, size)
-    dx, dy = np.cos(angles), -np.sin(angles)  # unit direction, (N, 1, 1)
-    along = np.clip((xx - centre) * dx + (yy - centre) * dy, 0.0, LINES_RADIUS)  # (N, size, size)
-    dist = np.hypot(xx - centre - along * dx, yy - centre - along * dy)
-    cover = np.clip(LINES_WIDTH / 2 + 0.5 - dist, 0.0, 1.0)
-    return (2.0 * cover - 1.0).astype(np.float32)[..., None]
-
-
-def line_labels(angles) -> np.ndarray:
-    """The angle sector (0..9) of each angle, the lines' class label."""
-    turns = np.mod(np.asarray(angles, np.float64), 2 * np.pi) / (2 * np.pi)
-    return np.minimum((turns * LINES_CLASSES).astype(np.int32), LINES_CLASSES - 1)
-
-
 def load_lines(*, train: int = LINES_TRAIN, test: int = LINES_TEST, seed: int = 0) -> ImageData:
     """The lines32 data set: angles uniform in [0, 2 pi), a fixed seed per split."""
 
@@ -170,9 +153,12 @@ def load_tfds(data_dir: str | None = None) -> ImageData:
     }
     names = tuple(builder.info.features["label"].names)
     return ImageData(
-        splits["train"][0], splits["train"][1].astype(np.int32),
-        splits["test"][0], splits["test"][1].astype(np.int32), names,
-    )  # fmt: skip
+        splits["train"][0],
+        splits["train"][1].astype(np.int32),
+        splits["test"][0],
+        splits["test"][1].astype(np.int32),
+        names,
+    )
 
 
 # --- local paths ---------------------------------------------------------------------------
@@ -195,19 +181,21 @@ def _cached(path: Path, loader) -> ImageData:
         try:
             with np.load(file) as z:
                 return ImageData(
-                    z["train_images"], z["train_labels"], z["test_images"], z["test_labels"],
+                    z["train_images"],
+                    z["train_labels"],
+                    z["test_images"],
+                    z["test_labels"],
                     tuple(str(c) for c in z["class_names"]),
-                )  # fmt: skip
+                )
         except (OSError, ValueError, KeyError):
             log.warning("ignoring an unreadable cache file %s", file)
     data = loader(path)
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(
-            tmp, **{f.name: np.asarray(getattr(data, f.name)) for f in dataclasses.fields(data)}
-        )
-        os.replace(tmp, file)
+        with replacing(file) as tmp:
+            np.savez(
+                tmp, **{f.name: np.asarray(getattr(data, f.name)) for f in dataclasses.fields(data)}
+            )
     except OSError as e:  # a read-only cache only costs the next run the decoding time
         log.warning("could not cache the decoded data in %s: %s", file.parent, e)
     return data
@@ -270,9 +258,12 @@ def _cifar_python(files: dict, path: Path) -> ImageData:
     train = [read(f"data_batch_{i}") for i in range(1, 6)]
     test_images, test_labels = read("test_batch")
     return ImageData(
-        np.concatenate([t[0] for t in train]), np.concatenate([t[1] for t in train]),
-        test_images, test_labels, CIFAR10_CLASSES,
-    )  # fmt: skip
+        np.concatenate([t[0] for t in train]),
+        np.concatenate([t[1] for t in train]),
+        test_images,
+        test_labels,
+        CIFAR10_CLASSES,
+    )
 
 
 def _folder_entries(root: Path) -> list:
@@ -362,22 +353,6 @@ def decode_image(data: bytes | str | Path, size: int = IMAGE_SIZE) -> np.ndarray
 # --- tf.data ---------------------------------------------------------------------------------
 
 
-def to_float(images):
-    """uint8 pixels [0, 255] -> float32 [-1, 1], the networks' input range."""
-    import tensorflow as tf
-
-    return tf.cast(images, tf.float32) / 127.5 - 1.0
-
-
-def to_uint8(images):
-    """float [-1, 1] -> uint8 [0, 255], rounding and clipping."""
-    import tensorflow as tf
-
-    return tf.cast(
-        tf.clip_by_value(tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5), 0, 255), tf.uint8
-    )
-
-
 def train_dataset(images: np.ndarray, labels: np.ndarray, *, batch: int, seed: int):
     """Endless shuffled batches of (images in [-1, 1], labels), prefetched."""
     import tensorflow as tf
@@ -391,10 +366,12 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, *, batch: int, seed: i
         .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
         .repeat()
         .batch(batch, drop_remainder=True)
-        .map(lambda i: (to_float(tf.gather(images, i)), tf.gather(labels, i)),
-             num_parallel_calls=tf.data.AUTOTUNE)
+        .map(
+            lambda i: (to_float(tf.gather(images, i)), tf.gather(labels, i)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
         .prefetch(tf.data.AUTOTUNE)
-    )  # fmt: skip
+    )
 
 
 def eval_dataset(images: np.ndarray, labels: np.ndarray, *, batch: int):

@@ -15,3 +15,7 @@ class DataError(AcaiError):
 
 class WorkdirError(AcaiError):
     """A WORKDIR is missing, locked, or holds a run that does not match."""
+
+
+class TrainingError(AcaiError):
+    """Training cannot go on (for example a non-finite loss)."""

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from acai import __version__, trainer
+from acai import __version__
 from acai.errors import AcaiError
+from acai.images import write_json
 
 # The endpoint TensorFlow Serving answers when a request names no signature. Interpolation is
 # what ACAI is for, and it is the one endpoint that turns images into images in one call.
@@ -20,8 +20,14 @@ PIXEL_SCALING = {
     "to_model": "x / 127.5 - 1",  # uint8 [0, 255] -> float32 [-1, 1]
     "to_uint8": "clip(round((y + 1) * 127.5), 0, 255)",  # round half to even, as tf.round
 }
-ARTEFACTS = ("acai.keras", "encoder.keras", "decoder.keras", "critic.keras", "saved_model",
-             "metadata.json")  # fmt: skip
+ARTEFACTS = (
+    "acai.keras",
+    "encoder.keras",
+    "decoder.keras",
+    "critic.keras",
+    "saved_model",
+    "metadata.json",
+)
 
 
 class ExportError(AcaiError):
@@ -46,7 +52,9 @@ def export(workdir: str | Path, out: str | Path, *, overwrite: bool = False) -> 
     """
     out = Path(out)
     check_out(out, overwrite=overwrite)  # before the run is loaded
-    run = trainer.load_run(workdir)
+    from acai.run import load_run
+
+    run = load_run(workdir)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
@@ -75,7 +83,7 @@ def check_out(out: Path, *, overwrite: bool) -> None:
 
 
 def write_artefacts(run, directory: Path) -> dict:
-    """Writes every artefact of `run` (a loaded `trainer.Run`) into `directory`.
+    """Writes every artefact of `run` (a loaded `acai.run.Run`) into `directory`.
 
     Returns:
       The metadata, as written to metadata.json.
@@ -86,8 +94,7 @@ def write_artefacts(run, directory: Path) -> dict:
         getattr(model, name).save(directory / f"{name}.keras")
     serving_archive(model).write_out(str(directory / "saved_model"), verbose=False)
     metadata = make_metadata(run)
-    text = json.dumps(metadata, indent=2, sort_keys=True) + "\n"
-    (directory / "metadata.json").write_text(text)
+    write_json(directory / "metadata.json", metadata)
     return metadata
 
 
@@ -106,7 +113,7 @@ def endpoint_signatures(model) -> dict:
 
 def endpoint_functions(model) -> dict:
     """The SavedModel endpoints as Python functions of uint8 images, scaling included."""
-    from acai.data import to_float, to_uint8
+    from acai.images import to_float, to_uint8
 
     def interpolate(images_a, images_b, t):
         return to_uint8(model.interpolate(to_float(images_a), to_float(images_b), t))

@@ -7,6 +7,7 @@ import tensorflow as tf
 from keras import ops
 
 from acai import networks
+from acai.config import Config
 
 # --- the math, as small pure functions -------------------------------------------------------
 
@@ -140,10 +141,21 @@ class ACAI(keras.Model):
     """An adversarially constrained autoencoder with its critic and latent probe."""
 
     def __init__(
-        self, *, image_shape=(32, 32, 3), num_classes: int = 10, depth: int = 64,
-        latent: int = 16, scales: int = 3, advdepth: int = 0, advweight: float = 0.5,
-        reg: float = 0.2, policy: str = "float32", seed: int = 0, mix_groups: int = 1, **kwargs,
-    ):  # fmt: skip
+        self,
+        *,
+        image_shape=(32, 32, 3),
+        num_classes: int = 10,
+        depth: int = 64,
+        latent: int = 16,
+        scales: int = 3,
+        advdepth: int = 0,
+        advweight: float = 0.5,
+        reg: float = 0.2,
+        policy: str = "float32",
+        seed: int = 0,
+        mix_groups: int = 1,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.image_shape = tuple(image_shape)
         self.num_classes = num_classes
@@ -166,9 +178,13 @@ class ACAI(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed)
         # Training steps taken; saved with the weights, so a resumed run knows where it is.
         self.step = self.add_weight(
-            name="step", shape=(), dtype="int64", initializer="zeros", trainable=False,
+            name="step",
+            shape=(),
+            dtype="int64",
+            initializer="zeros",
+            trainable=False,
             aggregation="only_first_replica",
-        )  # fmt: skip
+        )
         names = ["loss_ae", "loss_ae_critic", "loss_critic", "loss_critic_real", "loss_probe"]
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.rmse = Rmse255(name="rmse")
@@ -178,11 +194,18 @@ class ACAI(keras.Model):
     def get_config(self):
         return {
             **super().get_config(),
-            "image_shape": self.image_shape, "num_classes": self.num_classes,
-            "depth": self.depth, "latent": self.latent, "scales": self.scales,
-            "advdepth": self.advdepth, "advweight": self.advweight, "reg": self.reg,
-            "policy": self.policy, "seed": self.seed, "mix_groups": self.mix_groups,
-        }  # fmt: skip
+            "image_shape": self.image_shape,
+            "num_classes": self.num_classes,
+            "depth": self.depth,
+            "latent": self.latent,
+            "scales": self.scales,
+            "advdepth": self.advdepth,
+            "advweight": self.advweight,
+            "reg": self.reg,
+            "policy": self.policy,
+            "seed": self.seed,
+            "mix_groups": self.mix_groups,
+        }
 
     def compile(self, *, ae_optimizer, critic_optimizer, probe_optimizer, **kwargs):
         """Sets one optimizer per network; the autoencoder's is also `model.optimizer`.
@@ -192,9 +215,10 @@ class ACAI(keras.Model):
         wrap = self.policy == "mixed_float16"
         ae_optimizer, critic_optimizer, probe_optimizer = (
             keras.optimizers.LossScaleOptimizer(o)
-            if wrap and not isinstance(o, keras.optimizers.LossScaleOptimizer) else o
+            if wrap and not isinstance(o, keras.optimizers.LossScaleOptimizer)
+            else o
             for o in (ae_optimizer, critic_optimizer, probe_optimizer)
-        )  # fmt: skip
+        )
         super().compile(optimizer=ae_optimizer, **kwargs)
         self.ae_optimizer = ae_optimizer
         self.critic_optimizer = critic_optimizer
@@ -301,3 +325,48 @@ class ACAI(keras.Model):
         self.rmse.update_state(per_image)
         self.probe_accuracy.update_state(labels, self.probe(z, training=False))
         return {m.name: m.result() for m in (self.rmse, self.probe_accuracy)}
+
+
+def build(
+    config: Config,
+    *,
+    image_shape,
+    num_classes: int,
+    precision: str,
+    jit: bool = False,
+    steps_per_execution: int = 1,
+) -> ACAI:
+    """Builds and compiles the ACAI model of `config` with its three Adam optimizers.
+
+    Args:
+      config: the run's settings.
+      image_shape: (H, W, C) of the data.
+      num_classes: the data's classes, for the latent probe.
+      precision: a resolved Keras dtype policy name (not "auto").
+      jit: compile the train step with XLA.
+      steps_per_execution: training steps per call into the compiled function.
+
+    Returns:
+      The compiled model, its optimizer slots created (so a checkpoint can restore into them).
+    """
+    model = ACAI(
+        image_shape=image_shape,
+        num_classes=num_classes,
+        depth=config.depth,
+        latent=config.latent,
+        scales=config.scales,
+        advdepth=config.advdepth,
+        advweight=config.advweight,
+        reg=config.reg,
+        policy=precision,
+        seed=config.seed,
+    )
+    model.compile(
+        ae_optimizer=keras.optimizers.Adam(config.lr),
+        critic_optimizer=keras.optimizers.Adam(config.lr),
+        probe_optimizer=keras.optimizers.Adam(config.lr),  # as the original code: one rate
+        jit_compile=jit,
+        steps_per_execution=steps_per_execution,
+    )
+    model.build_optimizers()
+    return model

@@ -24,9 +24,14 @@ def _conv_act(h, filters, dtype, name):
 
 
 def encoder(
-    image_shape=(32, 32, 3), *, depth: int, latent: int, scales: int, dtype="float32",
+    image_shape=(32, 32, 3),
+    *,
+    depth: int,
+    latent: int,
+    scales: int,
+    dtype="float32",
     name: str = "encoder",
-) -> keras.Model:  # fmt: skip
+) -> keras.Model:
     """Builds the encoder: images in [-1, 1] -> latent grid.
 
     Args:
@@ -83,9 +88,14 @@ def decoder(
 
 
 def critic(
-    image_shape=(32, 32, 3), *, depth: int, latent: int, scales: int, dtype="float32",
+    image_shape=(32, 32, 3),
+    *,
+    depth: int,
+    latent: int,
+    scales: int,
+    dtype="float32",
     name: str = "critic",
-) -> keras.Model:  # fmt: skip
+) -> keras.Model:
     """Builds the critic: the encoder's architecture with its own weights, averaged to a scalar.
 
     Args:
@@ -99,8 +109,9 @@ def critic(
     Returns:
       A functional model (B, H, W, C) -> (B, 1), the predicted mixing coefficient alpha.
     """
-    body = encoder(image_shape, depth=depth, latent=latent, scales=scales, dtype=dtype,
-                   name=f"{name}_body")  # fmt: skip
+    body = encoder(
+        image_shape, depth=depth, latent=latent, scales=scales, dtype=dtype, name=f"{name}_body"
+    )
     x = keras.Input(image_shape, name="images")
     h = layers.Flatten(name="flatten")(body(x))  # (B, h * w * latent)
     h = layers.Reshape((-1, 1), name="as_sequence")(h)  # (B, h * w * latent, 1)

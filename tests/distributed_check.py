@@ -30,8 +30,9 @@ class FixedAlpha(model_lib.ACAI):
 
 
 def build(mix_groups):
-    model = FixedAlpha(image_shape=(32, 32, 3), num_classes=2, depth=4, latent=4, scales=3,
-                       mix_groups=mix_groups)  # fmt: skip
+    model = FixedAlpha(
+        image_shape=(32, 32, 3), num_classes=2, depth=4, latent=4, scales=3, mix_groups=mix_groups
+    )
     model.compile(**{name: keras.optimizers.Adam(1e-3) for name in model_lib.OPTIMIZERS})
     model.build_optimizers()
     return model
@@ -74,12 +75,20 @@ def main():
     restored = build(mix_groups=1)
     tf.train.Checkpoint(model=restored).read(path).assert_existing_objects_matched()
     restore_diff = largest_gap(twin.get_weights(), restored.get_weights())
-    print(json.dumps({
-        "replicas": mirrored.num_replicas_in_sync, "steps": int(twin.step.numpy()),
-        "loss_diff": loss_diff, "weight_diff": weight_diff, "restore_diff": restore_diff,
-        "weights_moved": moved, "ungrouped_weight_diff": ungrouped_diff,
-        "losses": {k: v[-1] for k, v in h_twin.items()},
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "replicas": mirrored.num_replicas_in_sync,
+                "steps": int(twin.step.numpy()),
+                "loss_diff": loss_diff,
+                "weight_diff": weight_diff,
+                "restore_diff": restore_diff,
+                "weights_moved": moved,
+                "ungrouped_weight_diff": ungrouped_diff,
+                "losses": {k: v[-1] for k, v in h_twin.items()},
+            }
+        )
+    )
 
 
 def _trainable_indices(model):

@@ -9,8 +9,13 @@ from acai import cli
 
 
 def run_acai(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "acai.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "acai.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def assert_one_line_error(result, words):
@@ -42,8 +47,15 @@ def test_bad_data_is_one_line_and_leaves_the_workdir_alone(tmp_path, image_tree)
     (workdir / "notes.txt").write_text("keep me")
     result = run_acai("train", "--workdir", str(workdir), "--data", str(tmp_path / "missing"))
     assert_one_line_error(result, "does not exist")
-    result = run_acai("train", "--workdir", str(workdir), "--data", str(image_tree),
-                      "--set", "classes=horse,pegasus")  # fmt: skip
+    result = run_acai(
+        "train",
+        "--workdir",
+        str(workdir),
+        "--data",
+        str(image_tree),
+        "--set",
+        "classes=horse,pegasus",
+    )
     assert_one_line_error(result, "unknown class 'pegasus'")
     assert (workdir / "notes.txt").read_text() == "keep me"
 
@@ -53,3 +65,61 @@ def test_argument_parsing():
     assert args.set == ["depth=8", "lr=1e-3"] and args.func is cli.cmd_train
     with pytest.raises(SystemExit):
         cli.make_parser().parse_args(["fly"])
+
+
+def test_errors_are_the_only_line_on_stderr(tmp_path):
+    result = run_acai("export", str(tmp_path / "missing"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"acai: error: '{tmp_path / 'missing'}' is not a training run; pass the WORKDIR given to "
+        "train"
+    ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1795975659.029364    7034 cudart_stub.cc:31] Could not find cuda drivers",
+        "E0000 00:00:1764000000.123456    2222 meta_optimizer.cc:967] remapper failed: INVALID",
+    ],
+)
+def test_tensorflow_native_log_lines_are_recognised(line):
+    assert cli._NATIVE_LOG_LINE.match(line.encode())
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["acai: error: bad", "Traceback (most recent call last):", "F0000 00:00:1.0 1 x.cc:1] no"],
+)
+def test_other_lines_pass_the_filter(line):
+    assert not cli._NATIVE_LOG_LINE.match(line.encode())
+
+
+def test_the_filter_forwards_what_a_dying_process_wrote():
+    script = (
+        "import os\n"
+        "from acai import cli\n"
+        "cli.quiet_native_logs()\n"
+        "os.write(2, b'I0000 00:00:1.5 12 x.cc:3] chatter\\n')\n"
+        "os.write(2, b'last words\\n')\n"
+        "os.abort()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert result.returncode != 0 and result.stderr.decode().splitlines() == ["last words"]
+
+
+def test_help_does_not_load_tensorflow():
+    script = (
+        "import sys\n"
+        "from acai import cli\n"
+        "try:\n"
+        "    cli.main(['train', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and "--set FIELD=VALUE" in result.stdout, result.stderr

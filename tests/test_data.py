@@ -105,12 +105,15 @@ def _mkdir(path):
     return path
 
 
-@pytest.mark.parametrize("make, words", [
-    (lambda p: p / "missing", "does not exist"),
-    (lambda p: _mkdir(p / "empty"), "no train/<class>/ images"),
-    (lambda p: _write(p / "x.bin", b"\0" * 100), "neither a folder nor"),
-    (lambda p: _write(p / "x.tar.gz", b"\x1f\x8b\x08" + b"\0" * 50), "neither a folder nor"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (lambda p: p / "missing", "does not exist"),
+        (lambda p: _mkdir(p / "empty"), "no train/<class>/ images"),
+        (lambda p: _write(p / "x.bin", b"\0" * 100), "neither a folder nor"),
+        (lambda p: _write(p / "x.tar.gz", b"\x1f\x8b\x08" + b"\0" * 50), "neither a folder nor"),
+    ],
+)
 def test_bad_paths_are_one_clear_error(tmp_path, make, words):
     with pytest.raises(DataError, match=words):
         data_lib.load(str(make(tmp_path)))

@@ -13,8 +13,12 @@ import pytest
 
 def test_mirrored_over_two_replicas_matches_one_device(tmp_path):
     script = Path(__file__).with_name("distributed_check.py")
-    result = subprocess.run([sys.executable, str(script), str(tmp_path / "ckpt")],
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "ckpt")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     print(report)  # shown by pytest when an assertion fails
@@ -39,10 +43,11 @@ def _free_port():
 
 
 @pytest.mark.xfail(
-    raises=KnownUpstreamBug, strict=True,
+    raises=KnownUpstreamBug,
+    strict=True,
     reason="keras-team/keras#20585 (tensorflow/tensorflow#72388): Keras 3 fit() under "
     "MultiWorkerMirroredStrategy fails converting a PerReplica value; passes once fixed",
-)  # fmt: skip
+)
 def test_two_local_workers_agree():
     script = Path(__file__).with_name("multiworker_check.py")
     workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]

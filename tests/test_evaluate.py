@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import acai
-from acai import evaluate
-from acai.trainer import save_png
+from acai import diagrams, evaluate
+from acai.images import save_png
 
 
 @pytest.fixture
@@ -24,19 +24,38 @@ def test_evaluate_writes_metrics_and_a_self_contained_report(run_copy):
     assert 0 <= saved["kmeans_accuracy"] <= 1 and 0 <= saved["probe_accuracy"] <= 1
     assert saved["rmse"] > 0 and "mean_distance" not in saved  # lines metrics: lines32 only
     page = (run_copy / "report.html").read_text()
-    for heading in ("Metrics", "Training curves", "Reconstructions", "Interpolations",
-                    "Networks", "Config"):  # fmt: skip
+    for heading in (
+        "Metrics",
+        "Training curves",
+        "Reconstructions",
+        "Interpolations",
+        "Networks",
+        "Config",
+    ):
         assert f"<h2>{heading}</h2>" in page
     assert page.count('src="data:image/png;base64,') >= 3  # curves, reconstructions, rows
     assert "<h2>Pegasi</h2>" not in page  # none made yet
     assert not list(run_copy.glob(".*tmp*"))
 
 
-def test_report_falls_back_to_text_summaries_without_graphviz(run_copy, monkeypatch):
+def test_report_draws_the_networks_without_graphviz(run_copy, monkeypatch):
     def no_graphviz(net):
         raise ImportError("You must install pydot (`pip install pydot`) for `plot_model`.")
 
-    monkeypatch.setattr(evaluate, "diagram_png", no_graphviz)
+    monkeypatch.setattr(diagrams, "graphviz_png", no_graphviz)
+    evaluate.evaluate(run_copy)
+    page = (run_copy / "report.html").read_text()
+    networks = page[page.index("<h2>Networks</h2>") : page.index("<h2>Config</h2>")]
+    for name in ("encoder", "decoder", "critic"):
+        assert f'<img alt="{name}" src="data:image/png;base64,' in networks
+    assert "No diagrams" not in page and "<pre>" not in networks
+
+
+def test_report_falls_back_to_text_summaries_when_no_diagram_can_be_drawn(run_copy, monkeypatch):
+    def no_graphviz(net):
+        raise ImportError("You must install pydot (`pip install pydot`) for `plot_model`.")
+
+    monkeypatch.setattr(diagrams, "diagram_png", no_graphviz)
     evaluate.evaluate(run_copy)
     page = (run_copy / "report.html").read_text()
     assert "No diagrams (You must install pydot" in page
@@ -77,9 +96,15 @@ def test_compare_puts_runs_side_by_side_and_marks_the_best(run_copy, tmp_path):
 
 def test_lines_run_reports_mean_distance_and_smoothness(tmp_path):
     config = acai.Config(
-        data="lines32", depth=4, latent=4, latent_width=2, batch=8,
-        total_kimg=16 / 1024, epoch_kimg=16 / 1024, precision="float32",
-    )  # fmt: skip
+        data="lines32",
+        depth=4,
+        latent=4,
+        latent_width=2,
+        batch=8,
+        total_kimg=16 / 1024,
+        epoch_kimg=16 / 1024,
+        precision="float32",
+    )
     acai.train(config, tmp_path / "lines", verbose=0)
     result = evaluate.evaluate(tmp_path / "lines")
     for key in ("mean_distance", "smoothness", "mean_distance_slerp", "smoothness_slerp"):
@@ -92,8 +117,9 @@ def test_lines_run_reports_mean_distance_and_smoothness(tmp_path):
 
 def test_commands_refuse_bad_input_in_one_line(tmp_path):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "acai.cli", *args], capture_output=True,
-                              text=True, timeout=120)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "acai.cli", *args], capture_output=True, text=True, timeout=120
+        )
 
     one = run("compare", str(tmp_path))
     assert one.returncode == 2 and "compare needs two or more runs" in one.stderr

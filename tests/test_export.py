@@ -71,15 +71,17 @@ def exported(tmp_path_factory):
 
 
 def run_python(script, *args):
-    result = subprocess.run([sys.executable, "-c", script, *map(str, args)],
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     return result
 
 
 def run_acai(*args):
-    return subprocess.run([sys.executable, "-m", "acai.cli", *args], capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "acai.cli", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def assert_one_line_error(result, words):

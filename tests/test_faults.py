@@ -15,6 +15,7 @@ import tensorflow as tf
 import acai
 from acai import WorkdirError, trainer
 from acai import model as model_lib
+from acai import run as run_lib
 
 from .test_interrupt import latest_step, start
 
@@ -34,7 +35,7 @@ def test_kill_9_at_random_moments_never_loads_a_torn_checkpoint(image_tree, tmp_
         process.kill()
         process.communicate(timeout=60)
         resumed_from.append(latest_step(workdir))
-        run = trainer.load_run(workdir)  # whatever is newest must load
+        run = run_lib.load_run(workdir)  # whatever is newest must load
         assert run.step == resumed_from[-1]
     assert resumed_from == sorted(resumed_from) and resumed_from[0] >= 4
     final = start(image_tree, workdir, epochs=resumed_from[-1] // 4 + 1)
@@ -66,14 +67,15 @@ def test_a_non_finite_loss_stops_naming_the_step_and_the_good_checkpoint(
     longer = tiny_config.replace(total_kimg=128 / 1024)
     with pytest.raises(trainer.TrainingError, match=r"loss_ae became non-finite at step 9.*ckpt-8"):
         acai.train(longer, workdir, verbose=0)
-    run = trainer.load_run(workdir)
+    run = run_lib.load_run(workdir)
     assert run.step == 8
     assert all(np.isfinite(w.numpy()).all() for w in run.model.weights)
 
 
 def test_mixed_float16_skips_a_non_finite_step(poison):
-    model = model_lib.ACAI(image_shape=(32, 32, 3), num_classes=2, depth=4, latent=4, scales=3,
-                           policy="mixed_float16")  # fmt: skip
+    model = model_lib.ACAI(
+        image_shape=(32, 32, 3), num_classes=2, depth=4, latent=4, scales=3, policy="mixed_float16"
+    )
     model.compile(**{name: keras.optimizers.Adam(1e-3) for name in model_lib.OPTIMIZERS})
     model.build_optimizers()
     x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
@@ -103,23 +105,31 @@ def test_a_full_disk_while_saving_is_a_clear_error_and_keeps_the_last_checkpoint
     with pytest.raises(WorkdirError, match="No space left on device.*ckpt-8.*intact"):
         acai.train(longer, workdir, verbose=0)
     monkeypatch.setattr(tf.train.CheckpointManager, "save", real_save)
-    assert trainer.load_run(workdir).step == 8
+    assert run_lib.load_run(workdir).step == 8
     shutil.rmtree(workdir / "checkpoints" / "ckpt-12_temp")
     assert acai.train(longer, workdir, verbose=0)["step"] == 12  # and it resumes once space is back
 
 
 def test_a_crashed_trainer_leaves_no_stuck_lock(image_tree, tmp_path):
     workdir = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from acai import trainer\n"
-        f"with trainer.workdir_lock(Path({str(workdir)!r})):\n"
-        "    print('locked', flush=True); time.sleep(600)\n")],
-        stdout=subprocess.PIPE, text=True)  # fmt: skip
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from pathlib import Path; from acai import trainer\n"
+                f"with run_lib.workdir_lock(Path({str(workdir)!r})):\n"
+                "    print('locked', flush=True); time.sleep(600)\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "locked"
     with pytest.raises(WorkdirError, match="in use by a training process \\(pid"):
-        with trainer.workdir_lock(workdir):
+        with run_lib.workdir_lock(workdir):
             pass
     holder.kill()
     holder.wait(timeout=30)
-    with trainer.workdir_lock(workdir):  # the OS released the dead process's lock
+    with run_lib.workdir_lock(workdir):  # the OS released the dead process's lock
         pass

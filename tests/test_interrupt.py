@@ -20,12 +20,29 @@ def latest_step(workdir):
 def start(image_tree, workdir, epochs):
     # Epochs of 4 steps of 8 images; --set total_kimg decides how many.
     command = [
-        sys.executable, "-m", "acai.cli", "train", "--data", str(image_tree),
-        "--workdir", str(workdir), "--verbose", "0",
-        "--set", "depth=4", "--set", "latent=4", "--set", "batch=8",
-        "--set", "precision=float32", "--set", f"epoch_kimg={32 / 1024}",
-        "--set", f"total_kimg={epochs * 32 / 1024}",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "acai.cli",
+        "train",
+        "--data",
+        str(image_tree),
+        "--workdir",
+        str(workdir),
+        "--verbose",
+        "0",
+        "--set",
+        "depth=4",
+        "--set",
+        "latent=4",
+        "--set",
+        "batch=8",
+        "--set",
+        "precision=float32",
+        "--set",
+        f"epoch_kimg={32 / 1024}",
+        "--set",
+        f"total_kimg={epochs * 32 / 1024}",
+    ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

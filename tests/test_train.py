@@ -7,6 +7,9 @@ import pytest
 
 import acai
 from acai import WorkdirError
+from acai import callbacks as cb
+from acai import model as model_lib
+from acai import run as run_lib
 from acai import trainer as train_lib
 
 
@@ -48,8 +51,8 @@ def test_train_writes_a_run_and_resumes_it(trained, tmp_path):
 
 def test_resume_restores_weights_and_optimizer_state(trained):
     workdir = trained[1]
-    first = train_lib.load_run(workdir).model
-    second = train_lib.load_run(workdir).model
+    first = run_lib.load_run(workdir).model
+    second = run_lib.load_run(workdir).model
     for a, b in zip(first.weights, second.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert int(second.ae_optimizer.iterations.numpy()) == 8
@@ -68,7 +71,7 @@ def test_a_different_model_in_the_same_workdir_is_refused(trained, tmp_path):
 
 def test_a_locked_workdir_is_refused(tiny_config, tmp_path):
     workdir = tmp_path / "run"
-    with train_lib.workdir_lock(workdir):
+    with run_lib.workdir_lock(workdir):
         with pytest.raises(WorkdirError, match="in use"):
             acai.train(tiny_config, workdir, verbose=0)
     assert not (workdir / "checkpoints").exists()
@@ -81,23 +84,23 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_older_one(trained, tmp_pa
     for part in (workdir / "checkpoints").glob("ckpt-8.index"):
         part.write_bytes(b"junk")
     with caplog.at_level("WARNING"):
-        run = train_lib.load_run(workdir)
+        run = run_lib.load_run(workdir)
     assert run.step == 4
     assert "ckpt-8 is unreadable" in caplog.text
 
 
 def test_load_run_needs_a_trained_workdir(tmp_path):
     with pytest.raises(WorkdirError, match="not a training run"):
-        train_lib.load_run(tmp_path)
+        run_lib.load_run(tmp_path)
 
 
 def test_sample_grid_layout(tiny_config):
-    model = train_lib.build_model(
+    model = model_lib.build(
         tiny_config, image_shape=(32, 32, 3), num_classes=2, precision="float32", jit=False
     )
     images = np.linspace(-1, 1, 8 * 32 * 32 * 3, dtype=np.float32).reshape(8, 32, 32, 3)
-    grid = train_lib.sample_grid(model, images)
-    width = train_lib.SAMPLE_STEPS + 2
+    grid = cb.sample_grid(model, images)
+    width = cb.SAMPLE_STEPS + 2
     assert grid.shape == (32 * (2 + 2 * 4), 32 * width, 3) and grid.dtype == np.uint8
     # Row 0 holds the originals; each interpolation row starts with image i and ends with i + 4.
     np.testing.assert_array_equal(grid[:32, :32], np.round((images[0] + 1) * 127.5))
@@ -115,4 +118,18 @@ def test_load_run_names_a_torn_run_file(trained, tmp_path):
     workdir = copy_of(trained, tmp_path)
     (workdir / "run.json").write_text('{"image_shape": [32, 32, 3]}')
     with pytest.raises(WorkdirError, match="unreadable run.*class_names"):
-        train_lib.load_run(workdir)
+        run_lib.load_run(workdir)
+
+
+def test_the_seed_fixes_the_first_weights_and_the_run(tiny_config, tmp_path):
+    def weights_after_two_steps(config, name):
+        acai.train(config, tmp_path / name, verbose=0)
+        return [w.numpy() for w in run_lib.load_run(tmp_path / name).model.weights]
+
+    short = tiny_config.replace(total_kimg=16 / 1024)  # 2 steps of 8 images
+    first, again = weights_after_two_steps(short, "a"), weights_after_two_steps(short, "b")
+    other = weights_after_two_steps(short.replace(seed=1), "c")
+    assert len(first) == len(again) == len(other)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert sum(not np.array_equal(a, c) for a, c in zip(first, other)) > len(first) // 2

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from acai import AcaiError, trainer
+from acai import AcaiError
 from acai import classifier as classifier_lib
 from acai import data as data_lib
-from acai import interpolate as interp
+from acai import pegasus as interp
+from acai import run as run_lib
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,7 @@ def pegasus_kit(trained, tmp_path_factory):
     config, workdir, _ = trained
     path = tmp_path_factory.mktemp("classifier") / "classifier.keras"
     classifier_lib.train(config.data, path, epochs=1, batch=8, verbose=0)
-    run = trainer.load_run(workdir)
+    run = run_lib.load_run(workdir)
     data = data_lib.load(config.data)
     judge = interp.make_judge(run, data, classifier_lib.Classifier(path))
     return run, data, judge, path
@@ -122,21 +123,38 @@ def test_pegasi_keeps_the_best_distinct_pairs(pegasus_kit, tmp_path):
         interp.pegasi(run, judge, data, n=10, candidates=4, out=tmp_path / "x")
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--t", "1.5"], "outside [0, 1]"),
-    (["--steps", "1"], "at least 2"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--t", "1.5"], "outside [0, 1]"),
+        (["--steps", "1"], "at least 2"),
+    ],
+)
 def test_interpolate_command_refuses_bad_settings(args, words, tmp_path):
-    command = [sys.executable, "-m", "acai.cli", "interpolate", "--workdir", str(tmp_path),
-               "--horse", "7", "--bird", "1", *args]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "acai.cli",
+        "interpolate",
+        "--workdir",
+        str(tmp_path),
+        "--horse",
+        "7",
+        "--bird",
+        "1",
+        *args,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("t, words", [
-    ("0.4,abc", "comma-separated list"),
-    ("0.4,1.5", "outside [0, 1]"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "t, words",
+    [
+        ("0.4,abc", "comma-separated list"),
+        ("0.4,1.5", "outside [0, 1]"),
+    ],
+)
 def test_pegasus_command_refuses_a_bad_t_list(t, words, tmp_path):
     command = [sys.executable, "-m", "acai.cli", "pegasus", "--workdir", str(tmp_path), "--t", t]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
@@ -147,14 +165,26 @@ def test_pegasus_command_refuses_a_bad_t_list(t, words, tmp_path):
 def test_interpolate_command_end_to_end(trained, pegasus_kit, tmp_path):
     _, workdir, _ = trained
     classifier = pegasus_kit[3]
-    base = [sys.executable, "-m", "acai.cli", "interpolate", "--workdir", str(workdir),
-            "--classifier", str(classifier), "--out", str(tmp_path / "out")]  # fmt: skip
-    ok = subprocess.run([*base, "--horse", "7", "--bird", "2"], capture_output=True, text=True,
-                        timeout=300)  # fmt: skip
+    base = [
+        sys.executable,
+        "-m",
+        "acai.cli",
+        "interpolate",
+        "--workdir",
+        str(workdir),
+        "--classifier",
+        str(classifier),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    ok = subprocess.run(
+        [*base, "--horse", "7", "--bird", "2"], capture_output=True, text=True, timeout=300
+    )
     assert ok.returncode == 0, ok.stderr
     assert "latent_norm_vs_ends" in ok.stdout and str(tmp_path / "out" / "strip.png") in ok.stdout
-    wrong = subprocess.run([*base, "--horse", "2", "--bird", "7"], capture_output=True, text=True,
-                           timeout=300)  # fmt: skip
+    wrong = subprocess.run(
+        [*base, "--horse", "2", "--bird", "7"], capture_output=True, text=True, timeout=300
+    )
     assert wrong.returncode == 2 and "is a bird, not a horse" in wrong.stderr
     assert "Traceback" not in wrong.stderr
 
@@ -162,8 +192,9 @@ def test_interpolate_command_end_to_end(trained, pegasus_kit, tmp_path):
 def test_pegasi_keeps_each_pairs_best_t(pegasus_kit, tmp_path):
     run, data, judge, _ = pegasus_kit
     one = interp.pegasi(run, judge, data, n=3, candidates=9, t=0.5, out=tmp_path / "one")
-    many = interp.pegasi(run, judge, data, n=3, candidates=9, t=(0.3, 0.5, 0.7),
-                         out=tmp_path / "many")  # fmt: skip
+    many = interp.pegasi(
+        run, judge, data, n=3, candidates=9, t=(0.3, 0.5, 0.7), out=tmp_path / "many"
+    )
     assert many["t"] == [0.3, 0.5, 0.7] and {m["t"] for m in many["images"]} <= {0.3, 0.5, 0.7}
     # the same candidate pairs (same seed), each now at its best t: the best can only improve
     assert many["images"][0]["score"] >= one["images"][0]["score"]
@@ -203,8 +234,9 @@ def _striped_world(root, rng):
 def _blur(images, sigma=1.5):
     from PIL import Image, ImageFilter
 
-    return np.stack([np.asarray(Image.fromarray(im).filter(ImageFilter.GaussianBlur(sigma)))
-                     for im in images])  # fmt: skip
+    return np.stack(
+        [np.asarray(Image.fromarray(im).filter(ImageFilter.GaussianBlur(sigma))) for im in images]
+    )
 
 
 def test_scorecard_ranks_real_photos_above_blurred_copies_and_cross_fades(tmp_path):
@@ -215,8 +247,10 @@ def test_scorecard_ranks_real_photos_above_blurred_copies_and_cross_fades(tmp_pa
     assert info["test_accuracy"] > 0.85  # the judge must know the classes for this to mean much
     data = data_lib.load(str(world))
     judge = interp.Judge(None, classifier_lib.Classifier(path), data.train_images, 1.0)
-    horse, bird = (data.test_images[data.test_labels == data.class_names.index(name)]
-                   for name in ("horse", "bird"))  # fmt: skip
+    horse, bird = (
+        data.test_images[data.test_labels == data.class_names.index(name)]
+        for name in ("horse", "bird")
+    )
     photos = np.concatenate([horse, bird])
     fades = ((horse.astype(np.float32) + bird) / 2).round().astype(np.uint8)  # 50/50, same pairs
     real = interp.scorecard(judge, photos)

@@ -1,0 +1,556 @@
+"""Pegasi: walk between a horse's and a bird's latent codes, decode, score and save."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from acai import data as data_lib
+from acai.config import PEGASI_CANDIDATES, PEGASI_T
+from acai.errors import AcaiError
+from acai.images import (
+    figure_png,
+    pyplot,
+    save_png,
+    tile,
+    to_float,
+    to_uint8,
+    write_atomic,
+    write_json,
+)
+from acai.metrics import sq_distances
+from acai.model import lerp, slerp
+from acai.run import Run
+
+__all__ = [
+    "combined_score",
+    "lerp",
+    "make_judge",
+    "pegasi",
+    "pick",
+    "scorecard",
+    "setup",
+    "slerp",
+    "walk",
+]
+
+VIEW_SCALE = 8  # a 32x32 pegasus is saved at 256x256
+
+
+# --- scores, as small pure functions ---------------------------------------------------------
+
+
+def sharpness(images: np.ndarray) -> np.ndarray:
+    """Variance of the Laplacian of each image's luminance (0-255 scale); higher is sharper.
+
+    Args:
+      images: uint8 or float (B, H, W, 3) on the 0-255 scale.
+
+    Returns:
+      (B,) float64.
+    """
+    grey = np.asarray(images, np.float64) @ np.array([0.299, 0.587, 0.114])  # (B, H, W)
+    lap = (
+        4 * grey[:, 1:-1, 1:-1]
+        - grey[:, :-2, 1:-1]
+        - grey[:, 2:, 1:-1]
+        - grey[:, 1:-1, :-2]
+        - grey[:, 1:-1, 2:]
+    )
+    return lap.var(axis=(1, 2))
+
+
+def nearest_distance(images: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """RMSE (0-255) from each image to its nearest neighbour in `pool`.
+
+    Args:
+      images: (B, H, W, C) images.
+      pool: (N, H, W, C) images, e.g. the training set.
+
+    Returns:
+      (B,) distances.
+    """
+    pixels = np.asarray(images, np.float32)
+    d2 = sq_distances(pixels, pool)  # (B, N)
+    return np.sqrt(d2.min(axis=1) / pixels[0].size)
+
+
+def spread(images: np.ndarray) -> float:
+    """Mean pairwise RMSE (0-255) within a batch; near 0 means the batch collapsed to one image."""
+    pixels = np.asarray(images, np.float32)
+    if len(pixels) < 2:
+        return 0.0
+    d2 = sq_distances(pixels, pixels) / pixels[0].size  # (B, B)
+    return float(np.sqrt(d2)[np.triu_indices(len(pixels), 1)].mean())
+
+
+def whiteness(images: np.ndarray) -> np.ndarray:
+    """Share of each image's pixels that are bright and grey (white-ish), in [0, 1]."""
+    x = np.asarray(images, np.float32)
+    bright = x.min(-1) > 170
+    grey = (x.max(-1) - x.min(-1)) < 40
+    return (bright & grey).mean(axis=(1, 2))
+
+
+def combined_score(p_horse, p_bird, critic_alpha, sharp_ratio, white=None, *, prefer_white=False):
+    """The ranking score of a pegasus, in [0, 1] (1.3 with prefer_white); higher is better.
+
+    0.6 * recognisability + 0.2 * realism + 0.2 * sharpness, where recognisability is
+    2 * min(P(horse), P(bird)) (1 when the classifier is torn 50/50 between the two), realism is
+    1 - 2 * critic alpha (the critic's alpha is 0 for real-looking reconstructions and at most
+    0.5), and sharpness is the image's Laplacian variance relative to real horse and bird
+    photos, capped at 1. prefer_white adds 0.3 * whiteness.
+    """
+    recognisable = 2 * np.minimum(p_horse, p_bird)
+    realism = 1 - 2 * np.clip(critic_alpha, 0, 0.5)
+    score = 0.6 * recognisable + 0.2 * realism + 0.2 * np.clip(sharp_ratio, 0, 1)
+    if prefer_white:
+        score = score + 0.3 * np.asarray(white)
+    return score
+
+
+@dataclasses.dataclass
+class Judge:
+    """Everything needed to score pegasi: the run's critic, a classifier, real photos."""
+
+    run: Run | None  # None: score any images, without the critic's alpha
+    classifier: object | None  # acai.classifier.Classifier, or None to skip P(horse)/P(bird)
+    train_images: np.ndarray
+    real_sharpness: float  # median over real test horses and birds
+
+    def score(
+        self, decoded: np.ndarray, *, prefer_white: bool = False, nearest: bool = True
+    ) -> dict[str, np.ndarray]:
+        """Scores float images in [-1, 1] (B, 32, 32, 3); returns one array per score.
+
+        nearest=False skips the (slow) nearest-training-image search; it reads NaN then.
+        """
+        images = np.asarray(to_uint8(decoded))
+        critic = (
+            self.run.model.critic(decoded, training=False)
+            if self.run
+            else np.zeros((len(images), 1))
+        )
+        out = {
+            "critic_alpha": np.asarray(critic)[:, 0],
+            "sharpness": sharpness(images),
+            "nearest_train_rmse": nearest_distance(images, self.train_images)
+            if nearest
+            else np.full(len(images), np.nan),
+            "whiteness": whiteness(images),
+        }
+        out["sharpness_vs_real"] = out["sharpness"] / self.real_sharpness
+        if self.classifier is not None:
+            probs = self.classifier.probabilities(images)
+            out["p_horse"] = probs[:, self.classifier.index("horse")]
+            out["p_bird"] = probs[:, self.classifier.index("bird")]
+            out["horse_or_bird"] = np.isin(
+                probs.argmax(1), [self.classifier.index("horse"), self.classifier.index("bird")]
+            ).astype(np.float32)
+            out["score"] = combined_score(
+                out["p_horse"],
+                out["p_bird"],
+                out["critic_alpha"],
+                out["sharpness_vs_real"],
+                out["whiteness"],
+                prefer_white=prefer_white,
+            )
+        return out
+
+
+def make_judge(run: Run, data: data_lib.ImageData, classifier=None) -> Judge:
+    """Builds the scorer for a run; real-photo sharpness comes from its test horses and birds."""
+    real = data.test_images[np.isin(data.test_labels, class_indices(data, ("horse", "bird")))]
+    return Judge(run, classifier, data.train_images, float(np.median(sharpness(real))))
+
+
+def setup(workdir: str | Path, classifier: str | Path, *, need_classifier: bool = False):
+    """Loads what interpolate and pegasus need: the run, its data and a judge.
+
+    Args:
+      workdir: a trained run.
+      classifier: a `classifier.keras` from `acai classifier`; used when it exists.
+      need_classifier: refuse to go on without it (ranking pegasi needs it).
+
+    Returns:
+      (run, data, judge); the data hold every class, so indices are CIFAR-10 test indices.
+    """
+    from acai import classifier as classifier_lib
+    from acai.run import load_run
+
+    if not Path(workdir).is_dir():
+        raise AcaiError(f"WORKDIR '{workdir}' does not exist; train first (make train)")
+    run = load_run(workdir)
+    data = data_lib.load(run.config.data)
+    judge_model = None
+    if Path(classifier).is_file() or need_classifier:
+        judge_model = classifier_lib.Classifier(classifier)  # says how to train one if missing
+    return run, data, make_judge(run, data, judge_model)
+
+
+# --- choosing the inputs ---------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Picked:
+    image: np.ndarray  # (32, 32, 3) uint8
+    description: str
+    index: int | None = None  # the test-set index, when it came from the test set
+
+
+def class_indices(data: data_lib.ImageData, names) -> list[int]:
+    missing = [n for n in names if n not in data.class_names]
+    if missing:
+        raise AcaiError(
+            f"this run's data has no class '{missing[0]}' (it has {', '.join(data.class_names)}); "
+            "pass image files instead"
+        )
+    return [data.class_names.index(n) for n in names]
+
+
+def pick(
+    spec: str,
+    *,
+    data: data_lib.ImageData,
+    want: str,
+    any_class: bool = False,
+    rng: np.random.Generator | None = None,
+) -> Picked:
+    """Resolves HORSE= or BIRD=: a test-set index, an image file, or "random".
+
+    Args:
+      spec: the user's text.
+      data: the data set whose test split the indices refer to.
+      want: the class an index must have ("horse" or "bird").
+      any_class: accept an index of any class.
+      rng: draws the "random" image.
+
+    Returns:
+      The image and a description of it.
+    """
+    spec = str(spec).strip()
+    n = len(data.test_images)
+    if spec == "random":
+        (label,) = class_indices(data, (want,))
+        choices = np.flatnonzero(data.test_labels == label)
+        index = int((rng or np.random.default_rng()).choice(choices))
+        return Picked(data.test_images[index], f"test image {index} ({want}, random)", index)
+    if spec.lstrip("-").isdigit():
+        index = int(spec)
+        if not 0 <= index < n:
+            raise AcaiError(
+                f"index {index} is out of range: the test set has {n} images (0-{n - 1})"
+            )
+        found = data.class_names[data.test_labels[index]]
+        if found != want and not any_class:
+            raise AcaiError(
+                f"test image {index} is a {found}, not a {want}; pass a {want}'s index, "
+                "'random', an image file, or --any-class"
+            )
+        return Picked(data.test_images[index], f"test image {index} ({found})", index)
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise AcaiError(f"'{spec}' is neither a test-set index (0-{n - 1}), 'random', nor a file")
+    try:
+        return Picked(data_lib.decode_image(path), f"file {path.name}")
+    except ValueError:
+        raise AcaiError(f"'{spec}' is not an image file PIL can read; pass a PNG or JPEG") from None
+
+
+# --- one walk: make interpolate --------------------------------------------------------------
+
+
+def walk(
+    run: Run,
+    judge: Judge,
+    horse: Picked,
+    bird: Picked,
+    *,
+    t: float = 0.5,
+    steps: int = 11,
+    out: str | Path,
+) -> dict:
+    """Writes the pegasus at t (nearest and smooth upscales) and a lerp/slerp strip.
+
+    Args:
+      run: a loaded run (`acai.load_run`).
+      judge: scores the results (`make_judge`).
+      horse, bird: the two input images.
+      t: where on the path the pegasus sits: 0 is the horse, 1 the bird.
+      steps: points on each strip row, both ends included.
+      out: the output folder.
+
+    Returns:
+      {"files": [...], "lerp": scores at t, "slerp": scores at t}.
+    """
+    check_t_steps(t, steps)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = run.model
+    x = to_float(np.stack([horse.image, bird.image]))
+    z = np.asarray(model.encode(x))  # (2, h, w, latent)
+    za, zb = z[:1], z[1:]
+    ts = np.linspace(0, 1, steps, dtype=np.float32)
+    rows, at_t = [], {}
+    for name, path in (("lerp", lerp), ("slerp", slerp)):
+        row = np.asarray(model.decode(np.asarray(path(za, zb, ts))[:, 0]))  # (steps, H, W, C)
+        rows.append(row)
+        zt = np.asarray(path(za, zb, np.float32(t)))
+        decoded = np.asarray(model.decode(zt))
+        scores = {k: float(v[0]) for k, v in judge.score(decoded).items()}
+        ends = (np.linalg.norm(za) + np.linalg.norm(zb)) / 2
+        scores["latent_norm_vs_ends"] = float(np.linalg.norm(zt) / max(ends, 1e-12))
+        at_t[name] = (decoded[0], scores)
+
+    pegasus = np.asarray(to_uint8(at_t["slerp"][0]))
+    files = [
+        save_png(pegasus, out / "pegasus.png", scale=VIEW_SCALE),
+        save_png(pegasus, out / "pegasus_smooth.png", scale=VIEW_SCALE, smooth=True),
+        save_strip(horse.image, bird.image, rows, ts, out / "strip.png"),
+    ]
+    result = {
+        "horse": horse.description,
+        "bird": bird.description,
+        "t": t,
+        "steps": steps,
+        "files": [str(f) for f in files],
+        "lerp": at_t["lerp"][1],
+        "slerp": at_t["slerp"][1],
+    }
+    write_json(out / "pegasus.json", result)
+    result["files"].append(str(out / "pegasus.json"))
+    return result
+
+
+def check_t_steps(t: float, steps: int) -> None:
+    if not 0.0 <= t <= 1.0:
+        raise AcaiError(f"T={t} is outside [0, 1]; 0 is the horse, 1 the bird, 0.5 halfway")
+    if steps < 2:
+        raise AcaiError(f"STEPS={steps} is too few; a strip needs at least 2 points (both ends)")
+
+
+def save_strip(horse, bird, rows, ts, path: Path) -> Path:
+    """A two-row figure (lerp, slerp) from the horse to the bird, the inputs at both ends."""
+    plt = pyplot()
+    tiles = [np.concatenate([horse[None], np.asarray(to_uint8(r)), bird[None]]) for r in rows]
+    n = len(tiles[0])
+    fig, axes = plt.subplots(2, n, figsize=(1.1 * n, 2.6), squeeze=False)
+    labels = ["horse", *[f"t={t:.2f}" for t in ts], "bird"]
+    for r, (name, row) in enumerate(zip(("lerp", "slerp"), tiles)):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(row[c], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(labels[c], fontsize=7)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=9)
+    fig.tight_layout(pad=0.3)
+    return write_atomic(path, figure_png(fig, dpi=100))
+
+
+# --- a batch: make pegasi --------------------------------------------------------------------
+
+
+def pegasi(
+    run: Run,
+    judge: Judge,
+    data: data_lib.ImageData,
+    *,
+    n: int = 64,
+    t: float | tuple[float, ...] = PEGASI_T,
+    candidates: int = PEGASI_CANDIDATES,
+    seed: int = 0,
+    prefer_white: bool = False,
+    out: str | Path,
+) -> dict:
+    """Makes `n` pegasi from distinct test horse-bird pairs, keeping the best-scoring ones.
+
+    `candidates` distinct pairs are drawn, each decoded with slerp at every t given and scored;
+    each pair keeps its best t, and the `n` pairs with the highest combined score are kept,
+    best first, each horse and each bird at most once while there are enough. The same pairs'
+    pixel cross-fades at the same t are scored too, as the baseline a pegasus must beat.
+
+    Args:
+      run: a loaded run.
+      judge: the scorer, with a classifier.
+      data: the data set holding the test horses and birds.
+      n: pegasi to keep (64 makes an 8x8 grid).
+      t: position on the path, 0 the horse and 1 the bird; or several, each pair's best kept.
+      candidates: pairs to score (at least n).
+      seed: seeds the choice of pairs.
+      prefer_white: rank white-ish pegasi higher.
+      out: the output folder.
+
+    Returns:
+      The manifest written to `pegasi.json`.
+    """
+    ts = tuple(np.atleast_1d(np.asarray(t, np.float64)).tolist())
+    for value in ts:
+        check_t_steps(value, 2)
+    if judge.classifier is None:
+        raise AcaiError("pegasi need the classifier to rank them; train it: make classifier")
+    if n < 1 or candidates < n:
+        raise AcaiError(f"need 1 <= n <= candidates, got n={n}, candidates={candidates}")
+    horse_label, bird_label = class_indices(data, ("horse", "bird"))
+    horses = np.flatnonzero(data.test_labels == horse_label)
+    birds = np.flatnonzero(data.test_labels == bird_label)
+    if len(horses) * len(birds) < candidates:
+        raise AcaiError(f"only {len(horses) * len(birds)} horse-bird pairs; lower candidates")
+    rng = np.random.default_rng(seed)
+    flat = rng.choice(len(horses) * len(birds), size=candidates, replace=False)  # distinct pairs
+    pairs = np.stack([horses[flat // len(birds)], birds[flat % len(birds)]], 1)  # (cand, 2)
+
+    walks = []  # (T, chunk, 32, 32, 3) each: every pair encoded once, decoded at every t
+    for chunk in np.array_split(pairs, max(1, len(pairs) // 256)):
+        x_h = to_float(data.test_images[chunk[:, 0]])
+        x_b = to_float(data.test_images[chunk[:, 1]])
+        walks.append(np.asarray(run.model.interpolate(x_h, x_b, np.asarray(ts, np.float32))))
+    decoded = np.concatenate(walks, axis=1)  # (T, cand, 32, 32, 3)
+    scores = [judge.score(d, prefer_white=prefer_white, nearest=False) for d in decoded]
+    best_t, keep = rank_pairs(pairs, np.stack([s["score"] for s in scores]), n)
+    rows = np.arange(len(pairs))
+    decoded = decoded[best_t, rows]
+    scores = {k: np.stack([s[k] for s in scores])[best_t, rows] for k in scores[0]}
+    images = np.asarray(to_uint8(decoded[keep]))
+    scores["nearest_train_rmse"][keep] = nearest_distance(images, judge.train_images)
+    pair_t = np.asarray(ts, np.float32)[best_t]  # (cand,)
+
+    w = pair_t[keep].reshape(-1, 1, 1, 1)
+    fades = crossfade(data.test_images[pairs[keep, 0]], data.test_images[pairs[keep, 1]], w)
+    fade_scores = judge.score(fades)
+    manifest = {
+        "run": {"step": run.step, "config": run.config.to_dict()},
+        "t": list(ts),
+        "interpolation": "slerp",
+        "candidates": candidates,
+        "seed": seed,
+        "prefer_white": prefer_white,
+        "classifier_test_accuracy": judge.classifier.info.get("test_accuracy"),
+        "real_photo_sharpness": judge.real_sharpness,
+        "summary": {
+            "pegasi": summarise(scores, keep, images),
+            "crossfade": summarise(fade_scores, slice(None), np.asarray(to_uint8(fades))),
+        },
+        "images": [
+            {
+                "rank": r,
+                "horse_index": int(pairs[i, 0]),
+                "bird_index": int(pairs[i, 1]),
+                "t": round(float(pair_t[i]), 4),
+                **{k: round(float(v[i]), 5) for k, v in scores.items()},
+            }
+            for r, i in enumerate(keep)
+        ],
+    }
+    return write_pegasi(out, images, manifest)
+
+
+def write_pegasi(out: str | Path, images: np.ndarray, manifest: dict) -> dict:
+    """Writes a batch's grid, its best pegasus (blocky and smooth) and `pegasi.json`.
+
+    Args:
+      out: the output folder.
+      images: (n, H, W, C) uint8 pegasi, best first.
+      manifest: what `pegasi.json` holds.
+
+    Returns:
+      The manifest with "files" listing what was written.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    side = int(np.ceil(np.sqrt(len(images))))
+    files = [
+        save_png(tile(images, side), out / "pegasi.png", scale=3),
+        save_png(images[0], out / "best_pegasus.png", scale=VIEW_SCALE),
+        save_png(images[0], out / "best_pegasus_smooth.png", scale=VIEW_SCALE, smooth=True),
+        out / "pegasi.json",
+    ]
+    manifest = {**manifest, "files": [str(f) for f in files[:-1]]}
+    write_json(out / "pegasi.json", manifest)
+    return {**manifest, "files": [str(f) for f in files]}
+
+
+def rank_pairs(pairs: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair's best t, and the n best pairs (see `best_distinct`).
+
+    Args:
+      pairs: (P, 2) horse and bird indices.
+      scores: (T, P) a score per t and pair; higher is better.
+      n: pairs to keep.
+
+    Returns:
+      (best t index per pair (P,), kept pair indices (n,), best first).
+    """
+    best_t = np.argmax(scores, axis=0)
+    return best_t, best_distinct(pairs, scores[best_t, np.arange(len(pairs))], n)
+
+
+def crossfade(a, b, w) -> np.ndarray:
+    """The pixel cross-fade (1 - w) a + w b of uint8 images, as float32 in [-1, 1]."""
+    return np.asarray((1 - w) * to_float(a) + w * to_float(b))
+
+
+def best_distinct(pairs: np.ndarray, score: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n best-scoring pairs, best first, using each horse and each bird once
+    while that leaves n pairs (a photo that scores well would otherwise fill the grid).
+
+    Args:
+      pairs: (P, 2) horse and bird indices.
+      score: (P,) higher is better.
+      n: pairs to keep.
+
+    Returns:
+      (min(n, P),) indices into pairs.
+    """
+    order = np.argsort(-np.asarray(score), kind="stable")
+    used, keep = (set(), set()), []
+    for i in order:
+        horse, bird = int(pairs[i, 0]), int(pairs[i, 1])
+        if horse not in used[0] and bird not in used[1]:
+            keep.append(i)
+            used[0].add(horse)
+            used[1].add(bird)
+    if len(keep) < n:  # too few distinct photos: fill with the best of the rest
+        kept = set(keep)
+        keep += [i for i in order if i not in kept][: n - len(keep)]
+    return np.asarray(keep[:n], np.int64)
+
+
+def scorecard(judge: Judge, images: np.ndarray) -> dict:
+    """The pegasus scorecard of any uint8 images (B, 32, 32, 3), e.g. photos or cross-fades.
+
+    Needs a judge with a classifier; its run may be None (then critic alpha reads 0).
+    """
+    images = np.asarray(images, np.uint8)
+    return summarise(judge.score(to_float(images)), slice(None), images)
+
+
+# The scorecard's rows, in words, for the command line and the report.
+SCORECARD_LABELS = {
+    "horse_or_bird_share": "called horse or bird",
+    "mean_min_p": "mean min(P(horse), P(bird))",
+    "best_min_p": "best min(P(horse), P(bird))",
+    "mean_critic_alpha": "mean critic alpha",
+    "mean_sharpness_vs_real": "sharpness vs real photos",
+    "mean_nearest_train_rmse": "nearest training image RMSE",
+    "spread_rmse": "spread within the set (RMSE)",
+}
+
+
+def summarise(scores: dict, keep, images: np.ndarray) -> dict:
+    """The scorecard of a set of images: shares, means and the best recognisability."""
+    pick_ = {k: np.asarray(v)[keep] for k, v in scores.items()}
+    recog = np.minimum(pick_["p_horse"], pick_["p_bird"])
+    return {
+        "horse_or_bird_share": float(pick_["horse_or_bird"].mean()),
+        "mean_min_p": float(recog.mean()),
+        "best_min_p": float(recog.max()),
+        "mean_critic_alpha": float(pick_["critic_alpha"].mean()),
+        "mean_sharpness_vs_real": float(pick_["sharpness_vs_real"].mean()),
+        "mean_nearest_train_rmse": float(pick_["nearest_train_rmse"].mean()),
+        "spread_rmse": spread(images),
+    }

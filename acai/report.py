@@ -1,0 +1,225 @@
+"""The report of a run: one self-contained HTML page, and how metrics read in words."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+
+from acai import data as data_lib
+from acai import diagrams
+from acai.images import figure_png, grid, png_bytes, pyplot, to_float, to_uint8
+from acai.run import Run
+
+REPORT_PAIRS, REPORT_STEPS = 4, 11  # interpolation rows shown in the report
+# Shown in this order in tables; lower is better for the first group, higher for the second.
+LOWER_BETTER = ("rmse", "mean_distance", "smoothness", "mean_distance_slerp", "smoothness_slerp")
+HIGHER_BETTER = ("probe_accuracy", "kmeans_accuracy")
+
+LABELS = {
+    "rmse": "reconstruction RMSE (0-255)",
+    "probe_accuracy": "latent probe accuracy",
+    "kmeans_accuracy": "latent k-means accuracy",
+    "mean_distance": "Mean Distance, lerp",
+    "smoothness": "Smoothness, lerp",
+    "mean_distance_slerp": "Mean Distance, slerp",
+    "smoothness_slerp": "Smoothness, slerp",
+}
+
+
+def fmt(key: str, value) -> str:
+    if key.endswith("accuracy"):
+        return f"{100 * value:.1f}%"
+    if key.startswith("mean_distance"):
+        return f"{1000 * value:.2f}e-3"
+    return f"{value:.3f}" if key.startswith("smoothness") else f"{value:.2f}"
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def report_html(run: Run, data: data_lib.ImageData, result: dict, *, pegasi_dir: Path) -> str:
+    """The report page: one self-contained HTML file with its pictures inlined."""
+    name = html.escape(run.workdir.resolve().name)
+    classes = html.escape(", ".join(run.class_names))
+    plain = " (the plain autoencoder)" if run.config.advweight == 0 else ""
+    sections = [
+        ("Metrics", _metrics_table(result)),
+        ("Training curves", _curves(run.workdir / "history.csv")),
+        ("Reconstructions", _reconstructions(run, data)),
+        ("Interpolations", _interpolations(run, data)),
+    ]
+    if (pegasi_dir / "pegasi.png").is_file():
+        sections.append(("Pegasi", _pegasi(pegasi_dir)))
+    sections += [("Networks", _networks(run)), ("Config", _config(run))]
+    body = "\n".join(f"<h2>{title}</h2>\n{content}" for title, content in sections)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ACAI report: {name}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0; }}
+td, th {{ border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: left; }}
+img {{ max-width: 100%; height: auto; }}
+img.pixels {{ image-rendering: pixelated; }}
+figure {{ display: inline-block; margin: 0.5em 1em 0.5em 0; vertical-align: top; }}
+pre {{ background: #f6f6f6; padding: 0.7em; overflow-x: auto; font-size: 12px; }}
+.note {{ color: #a33; }}
+</style></head><body>
+<h1>ACAI report: {name}</h1>
+<p>Step {run.step} ({run.step * run.config.batch / 1024:.0f} kimg) on
+<code>{html.escape(str(run.config.data))}</code>, classes {classes};
+lambda = {run.config.advweight:g}{plain}.</p>
+{body}
+</body></html>
+"""
+
+
+def _metrics_table(result: dict) -> str:
+    rows = [("held-out images", str(result["images"]))]
+    for key in (*LOWER_BETTER, *HIGHER_BETTER):
+        if key in result:
+            better = "lower" if key in LOWER_BETTER else "higher"
+            rows.append((f"{LABELS[key]} ({better} is better)", fmt(key, result[key])))
+    if "mean_distance" in result:
+        for who in ("exact", "crossfade"):
+            rows.append(
+                (
+                    f"for reference, the {who} interpolation: Mean Distance / Smoothness",
+                    f"{fmt('mean_distance', result[f'{who}_mean_distance'])} / "
+                    f"{result[f'{who}_smoothness']:.3f}",
+                )
+            )
+        rows.append(
+            (
+                "interpolations with undefined Smoothness (counted as 0)",
+                f"{100 * result['undefined_smoothness']:.1f}%",
+            )
+        )
+    cells = "\n".join(
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows
+    )
+    return f"<table>\n{cells}\n</table>"
+
+
+def _curves(history: Path) -> str:
+    if not history.is_file():
+        return '<p class="note">No history.csv in the run: no training curves.</p>'
+    with history.open() as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return '<p class="note">history.csv is empty: no training curves.</p>'
+    plt = pyplot()
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    panels = [
+        ("Reconstruction RMSE (0-255)", ("rmse", "val_rmse")),
+        ("Autoencoder losses", ("loss_ae", "loss_ae_critic")),
+        ("Critic losses", ("loss_critic", "loss_critic_real")),
+        ("Latent probe accuracy", ("probe_accuracy", "val_probe_accuracy")),
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(13.5, 3.2))
+    for ax, (title, keys) in zip(axes, panels):
+        for key in keys:
+            if key in rows[0]:
+                ax.plot(epochs, [float(r[key]) for r in rows], marker="o", ms=3, label=key)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _img(figure_png(fig), "training curves")
+
+
+def _reconstructions(run: Run, data: data_lib.ImageData, count: int = 16) -> str:
+    order = np.random.default_rng(1).permutation(len(data.test_images))[:count]
+    recon = np.asarray(to_uint8(run.model(to_float(data.test_images[order]))))
+    picture = grid([data.test_images[order], recon], fill=255)
+    return (
+        _img(png_bytes(picture, scale=2), "test images over their reconstructions", pixels=True)
+        + "<p>Top: held-out images. Bottom: their reconstructions.</p>"
+    )
+
+
+def _interpolations(run: Run, data: data_lib.ImageData) -> str:
+    order = np.random.default_rng(2).permutation(len(data.test_images))[: 2 * REPORT_PAIRS]
+    a, b = data.test_images[order[:REPORT_PAIRS]], data.test_images[order[REPORT_PAIRS:]]
+    t = np.linspace(0.0, 1.0, REPORT_STEPS, dtype=np.float32)
+    walks = [  # lerp, slerp: (T, pairs, H, W, C) each
+        np.asarray(
+            to_uint8(run.model.interpolate(to_float(a), to_float(b), t, spherical=spherical))
+        )
+        for spherical in (False, True)
+    ]
+    rows = [
+        np.concatenate([a[i : i + 1], walk[:, i], b[i : i + 1]])
+        for i in range(REPORT_PAIRS)
+        for walk in walks
+    ]
+    return (
+        _img(png_bytes(grid(rows, fill=255), scale=2), "lerp and slerp interpolations", pixels=True)
+        + f"<p>{REPORT_PAIRS} held-out pairs, each a lerp row then a slerp row: the first and "
+        f"last image are the inputs, between them the decoded path at {REPORT_STEPS} "
+        "evenly spaced t from 0 to 1.</p>"
+    )
+
+
+def _pegasi(folder: Path) -> str:
+    parts = [_img((folder / "pegasi.png").read_bytes(), "64 pegasi", pixels=True)]
+    if (folder / "best_pegasus.png").is_file():
+        parts.append(
+            _img((folder / "best_pegasus.png").read_bytes(), "the best pegasus", pixels=True)
+        )
+    text = ""
+    if (folder / "pegasi.json").is_file():
+        summary = json.loads((folder / "pegasi.json").read_text()).get("summary", {})
+        summary = {who: summary[who] for who in ("pegasi", "crossfade") if who in summary}
+        keys = list(summary.get("pegasi", {}))
+        cells = "".join(
+            f"<tr><td>{html.escape(k)}</td>"
+            + "".join(f"<td>{summary[who][k]:.3f}</td>" for who in summary)
+            + "</tr>"
+            for k in keys
+        )
+        head = "".join(f"<th>{html.escape(who)}</th>" for who in summary)
+        text = f"<table><tr><th>scorecard</th>{head}</tr>{cells}</table>"
+    return "".join(f"<figure>{p}</figure>" for p in parts) + text
+
+
+def _networks(run: Run) -> str:
+    parts, missing = [], None
+    for net in (run.model.encoder, run.model.decoder, run.model.critic):
+        try:
+            png = diagrams.diagram_png(net)
+            parts.append(
+                f"<figure>{_img(png, net.name)}<figcaption>{net.name}</figcaption></figure>"
+            )
+        except Exception as e:  # drawing failed: the text summary says the same in words
+            missing = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            parts.append(f"<h3>{net.name}</h3><pre>{html.escape(text_summary(net))}</pre>")
+    note = ""
+    if missing:
+        note = (
+            f'<p class="note">No diagrams ({html.escape(missing)}): the networks are shown '
+            "as text summaries.</p>"
+        )
+    return note + "\n".join(parts)
+
+
+def text_summary(net) -> str:
+    """`net.summary()` as a string."""
+    lines = []
+    net.summary(print_fn=lambda line, **_: lines.append(line), line_length=100)
+    return "\n".join(lines)
+
+
+def _config(run: Run) -> str:
+    return f"<pre>{html.escape(run.config.to_json())}</pre>"
+
+
+def _img(png: bytes, alt: str, *, pixels: bool = False) -> str:
+    src = base64.b64encode(png).decode("ascii")
+    cls = ' class="pixels"' if pixels else ""
+    return f'<img{cls} alt="{html.escape(alt)}" src="data:image/png;base64,{src}">'

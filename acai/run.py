@@ -1,0 +1,199 @@
+"""A WORKDIR: what a run holds, its lock, the resume check, checkpoints and loading it."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import logging
+import os
+from pathlib import Path
+
+import tensorflow as tf
+
+from acai import data as data_lib
+from acai import model as model_lib
+from acai.config import Config
+from acai.errors import AcaiError, WorkdirError
+from acai.model import ACAI
+
+log = logging.getLogger(__name__)
+
+# Fields that may differ when a run in an existing WORKDIR is resumed: they change how fast or
+# how long it trains, not what it learns.
+RESUMABLE_CHANGES = (
+    "total_kimg",
+    "epoch_kimg",
+    "precision",
+    "jit_compile",
+    "strategy",
+    "keep_checkpoints",
+)
+
+
+@dataclasses.dataclass
+class Run:
+    """A training run's working directory and what it holds."""
+
+    workdir: Path
+    config: Config
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, int, int]
+    model: ACAI | None = None
+    step: int = 0
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.workdir / "checkpoints"
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: Path):
+    """Holds an exclusive lock on `workdir`; the OS drops it if the process dies."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / ".lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            owner = f.read().strip() or "another process"
+            raise WorkdirError(
+                f"WORKDIR '{workdir}' is in use by a training process ({owner}); wait for it to "
+                "finish or pass another WORKDIR"
+            ) from None
+        f.truncate(0)
+        f.write(f"pid {os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.truncate(0)
+
+
+def check_resume(workdir: Path, config: Config) -> None:
+    """Refuses to resume a run whose saved config differs in anything that shapes the model."""
+    saved_file = workdir / "config.json"
+    if not saved_file.exists():
+        return
+    try:
+        saved = Config.from_dict(json.loads(saved_file.read_text()))
+    except (ValueError, AcaiError) as e:
+        raise WorkdirError(f"'{saved_file}' is unreadable ({e}); pass a new WORKDIR") from None
+    changed = [
+        k
+        for k, v in config.to_dict().items()
+        if k not in RESUMABLE_CHANGES and saved.to_dict()[k] != v
+    ]
+    if changed:
+        k = changed[0]
+        raise WorkdirError(
+            f"WORKDIR '{workdir}' holds a run with {k}={saved.to_dict()[k]!r}, not "
+            f"{config.to_dict()[k]!r}; pass a new WORKDIR or the same settings to resume"
+        )
+
+
+def make_checkpoint(model: ACAI) -> tf.train.Checkpoint:
+    """The model with its three optimizers, as one tf.train.Checkpoint."""
+    return tf.train.Checkpoint(
+        model=model,
+        ae_optimizer=model.ae_optimizer,
+        critic_optimizer=model.critic_optimizer,
+        probe_optimizer=model.probe_optimizer,
+    )
+
+
+def restore_latest(
+    checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager
+) -> str | None:
+    """Restores the newest readable checkpoint, falling back to older ones with a warning.
+
+    Returns:
+      The path restored, or None when there is no checkpoint yet.
+    """
+    paths = list(reversed(manager.checkpoints))
+    for path in paths:
+        try:
+            checkpoint.restore(path).assert_existing_objects_matched()
+            return path
+        except (tf.errors.OpError, ValueError, AssertionError) as e:
+            log.warning(
+                "checkpoint %s is unreadable (%s); trying an older one",
+                path,
+                str(e).splitlines()[0],
+            )
+    if paths:
+        raise WorkdirError(
+            f"no readable checkpoint in '{manager.directory}'; move it away to start afresh"
+        )
+    return None
+
+
+def save_checkpoint(manager: tf.train.CheckpointManager, step: int) -> str:
+    """Writes a checkpoint numbered `step`, unless the newest one already is.
+
+    Returns:
+      Its path. A failed write (a full disk, a read-only folder) is a WorkdirError that names
+      the previous checkpoint, which is left intact.
+    """
+    if manager.latest_checkpoint and manager.latest_checkpoint.endswith(f"-{step}"):
+        return manager.latest_checkpoint
+    try:
+        return manager.save(checkpoint_number=step)
+    except (OSError, tf.errors.OpError) as e:
+        reason = (getattr(e, "message", None) or str(e)).strip().splitlines()[0]
+        raise WorkdirError(
+            f"could not write the step-{step} checkpoint in '{manager.directory}' "
+            f"({reason}); the previous one ({manager.latest_checkpoint or 'none'}) is "
+            "intact: free space or fix permissions, then re-run to resume"
+        ) from None
+
+
+def heldout_scores(model: ACAI, data: data_lib.ImageData, *, batch: int = 256) -> dict:
+    """Reconstruction RMSE (0-255) and latent probe accuracy on every held-out image."""
+    ds = data_lib.eval_dataset(data.test_images, data.test_labels, batch=batch)
+    scores = model.evaluate(ds, verbose=0, return_dict=True)
+    return {
+        "step": int(model.step.numpy()),
+        "rmse": float(scores["rmse"]),
+        "probe_accuracy": float(scores["probe_accuracy"]),
+        "images": len(data.test_images),
+    }
+
+
+def load_run(workdir: str | Path) -> Run:
+    """Loads a run's config and its newest checkpoint into a float32 model, for inference.
+
+    Args:
+      workdir: a folder `train` wrote.
+
+    Returns:
+      The run, with `model` restored and `step` set.
+    """
+    workdir = Path(workdir)
+    if not (workdir / "config.json").is_file() or not (workdir / "run.json").is_file():
+        raise WorkdirError(f"'{workdir}' is not a training run; pass the WORKDIR given to train")
+    try:
+        config = Config.from_dict(json.loads((workdir / "config.json").read_text()))
+        meta = json.loads((workdir / "run.json").read_text())
+        run = Run(workdir, config, tuple(meta["class_names"]), tuple(meta["image_shape"]))
+    except (ValueError, KeyError, TypeError, AcaiError) as e:
+        raise WorkdirError(
+            f"'{workdir}' holds an unreadable run ({e!r}); pass another WORKDIR"
+        ) from None
+    model = model_lib.build(
+        config, image_shape=run.image_shape, num_classes=len(run.class_names), precision="float32"
+    )
+    checkpoint = make_checkpoint(model)
+    try:
+        manager = tf.train.CheckpointManager(
+            checkpoint, str(run.checkpoint_dir), max_to_keep=config.keep_checkpoints
+        )
+    except ValueError as e:  # an empty or garbled checkpoints/checkpoint state file
+        raise WorkdirError(
+            f"'{workdir}' holds an unreadable run or checkpoint state ({e}); pass another WORKDIR"
+        ) from None
+    if restore_latest(checkpoint, manager) is None:
+        raise WorkdirError(f"'{workdir}' has no checkpoint yet; train first (make train)")
+    run.model, run.step = model, int(model.step.numpy())
+    return run
