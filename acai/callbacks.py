@@ -20,14 +20,17 @@ SAMPLE_STEPS = 10  # points along each interpolation in a sample grid
 
 
 class Throughput(keras.callbacks.Callback):
-    """Adds `images_per_second` to the logs: per batch for the progress bar, per epoch for
-    TensorBoard and the CSV log. The first batch of a fit() call (tracing) is not counted."""
+    """Adds `images_per_second` to the logs: per execution for the progress bar, per epoch for
+    TensorBoard and the CSV log. The epoch's first execution (it may compile) is not counted.
+
+    It reads the host's clock only: `batch` is the index of the last step of an execution of
+    one or more steps, so no device value is needed.
+    """
 
     def __init__(self, batch_size: int):
         super().__init__()
         self.batch_size = batch_size
-        self.seen = 0
-        self.start = None
+        self.start, self.first, self.seen = None, 0, 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start, self.seen = None, 0
@@ -35,9 +38,9 @@ class Throughput(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
         if self.start is None:
-            self.start = now  # the clock starts after the first (possibly compiling) batch
+            self.start, self.first = now, batch  # the clock starts after the first execution
             return
-        self.seen += self.batch_size
+        self.seen = (batch - self.first) * self.batch_size
         if logs is not None:
             logs["images_per_second"] = self.seen / max(now - self.start, 1e-9)
 

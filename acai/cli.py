@@ -286,6 +286,10 @@ _NATIVE_LOG_LINE = re.compile(
     rb"|[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\] )"
 )
 
+# Lines that end a native message's continuation: ours, Python's tracebacks and warnings, and
+# anything fatal.
+_OURS = re.compile(rb"^(acai|Traceback|Fatal Python error|F\d{4} |\S+\.py:\d+: \w+)")
+
 
 def quiet_native_logs() -> tuple[int, int] | None:
     """Sends file descriptor 2 through a filter process that drops TensorFlow's native logs.
@@ -310,8 +314,10 @@ def quiet_native_logs() -> tuple[int, int] | None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the command, not for us
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         with os.fdopen(read_end, "rb") as lines:
+            native = False  # inside a native message: its continuation lines go too
             for line in lines:
-                if not _NATIVE_LOG_LINE.match(line):
+                native = bool(_NATIVE_LOG_LINE.match(line)) or (native and not _OURS.match(line))
+                if not native:
                     os.write(2, line)
         os._exit(0)
     os.close(read_end)

@@ -44,6 +44,7 @@ class Config:
     # Speed.
     precision: str = "auto"
     jit_compile: str = "auto"
+    steps_per_execution: int = 0  # training steps per call into the device; 0: auto
     strategy: str = "auto"
     # Bookkeeping.
     seed: int = 0
@@ -62,6 +63,7 @@ class Config:
             ("total_kimg", self.total_kimg > 0, "must be positive"),
             ("epoch_kimg", self.epoch_kimg > 0, "must be positive"),
             ("keep_checkpoints", self.keep_checkpoints >= 1, "must be at least 1"),
+            ("steps_per_execution", self.steps_per_execution >= 0, "must be 0 (auto) or more"),
             ("precision", self.precision in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}"),
             (
                 "jit_compile",

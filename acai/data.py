@@ -353,17 +353,34 @@ def decode_image(data: bytes | str | Path, size: int = IMAGE_SIZE) -> np.ndarray
 # --- tf.data ---------------------------------------------------------------------------------
 
 
-def train_dataset(images: np.ndarray, labels: np.ndarray, *, batch: int, seed: int):
-    """Endless shuffled batches of (images in [-1, 1], labels), prefetched."""
+def train_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    batch: int,
+    seed: int,
+    shard: tuple[int, int] = (1, 0),
+):
+    """Endless shuffled batches of (images in [-1, 1], labels), prefetched.
+
+    Args:
+      images, labels: the training split.
+      batch: images per batch.
+      seed: seeds the shuffling.
+      shard: (count, index): this reader takes every count-th image from index on, so that
+        several workers read disjoint parts of the data.
+    """
     import tensorflow as tf
 
-    if len(images) < batch:
+    count, index = shard
+    if len(images) // count < batch:
         raise DataError(f"only {len(images)} training images for a batch of {batch}; lower batch")
     images = tf.constant(images)
     labels = tf.constant(labels)
     return (
         tf.data.Dataset.range(len(images))
-        .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        .shard(count, index)
+        .shuffle(len(images) // count + 1, seed=seed, reshuffle_each_iteration=True)
         .repeat()
         .batch(batch, drop_remainder=True)
         .map(

@@ -33,7 +33,13 @@ def compute_metrics(run: Run, data: data_lib.ImageData, *, seed: int = 0) -> dic
       versions, and the same two figures for the exact interpolation and the pixel cross-fade
       of the same pairs.
     """
-    result = {**heldout_scores(run.model, data, batch=256), "advweight": run.config.advweight}
+    scores = heldout_scores(run.model, data.test_images, data.test_labels)
+    result = {
+        "step": run.step,
+        **scores,
+        "images": len(data.test_images),
+        "advweight": run.config.advweight,
+    }
     order = np.random.default_rng(seed).permutation(len(data.test_images))[:CLUSTER_IMAGES]
     latents = _encode(run, data.test_images[order])
     clusters = metrics.kmeans(latents.reshape(len(latents), -1), data.num_classes, seed=seed)

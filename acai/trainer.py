@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
+import re
 import signal
+import tempfile
 from pathlib import Path
 
 import keras
@@ -14,6 +15,7 @@ import tensorflow as tf
 
 from acai import callbacks as cb
 from acai import data as data_lib
+from acai import loop
 from acai import model as model_lib
 from acai import run as run_lib
 from acai.config import Config
@@ -115,11 +117,35 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
+def resolve_steps_per_execution(value: int) -> int:
+    """Maps 0 ("auto") to 1 on a CPU, where a step's launch is cheap next to its work, and to
+    32 on accelerators, where the host would otherwise wait on the device after every step."""
+    if value:
+        return value
+    accelerated = tf.config.list_physical_devices("GPU") or tf.config.list_logical_devices("TPU")
+    return 32 if accelerated else 1
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's files: always, but under a multi-worker strategy
+    only the chief (or worker 0 when the cluster names no chief) does."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    no_chief = "chief" not in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and no_chief
+
+
 # --- training --------------------------------------------------------------------------------
 
 
 def train(config: Config, workdir: str | Path, *, verbose: int = 1) -> dict:
     """Trains (or resumes) an ACAI run in `workdir` and evaluates it on the held-out images.
+
+    Under `strategy=multi_worker` every worker runs this with the same WORKDIR (a shared
+    folder): all of them restore from it, only the chief writes to it.
 
     Args:
       config: the run's settings.
@@ -128,24 +154,28 @@ def train(config: Config, workdir: str | Path, *, verbose: int = 1) -> dict:
       verbose: 0 silent, 1 progress bar, 2 one line per epoch (as `keras.Model.fit`).
 
     Returns:
-      The held-out results: {"step", "rmse" (0-255 scale), "probe_accuracy"}.
+      The held-out results: {"step", "rmse" (0-255 scale), "probe_accuracy", "images"}.
     """
     workdir = Path(workdir)
     if workdir.exists() and not workdir.is_dir():
         raise WorkdirError(f"WORKDIR '{workdir}' is a file, not a folder; pass a folder")
     run_lib.check_resume(workdir, config)  # before anything is written or loaded
-    with run_lib.workdir_lock(workdir), _signals_raise_interrupted():
-        return _train_locked(config, workdir, verbose)
-
-
-def _train_locked(config: Config, workdir: Path, verbose: int) -> dict:
     data = data_lib.load(config.data, config.classes)
-    precision, jit = resolve_precision(config.precision), resolve_jit(config.jit_compile)
     strategy = make_strategy(config.strategy)
+    if not is_chief(strategy):  # writes go to a private folder, deleted at the end
+        with tempfile.TemporaryDirectory(prefix="acai-worker-") as scratch:
+            return _train(config, workdir, Path(scratch), data, strategy, verbose=0)
+    with run_lib.workdir_lock(workdir), _signals_raise_interrupted():
+        return _train(config, workdir, workdir, data, strategy, verbose=verbose)
+
+
+def _train(config, workdir: Path, out: Path, data, strategy, *, verbose: int) -> dict:
+    """Trains with checkpoints restored from `workdir` and everything written to `out`."""
+    precision, jit = resolve_precision(config.precision), resolve_jit(config.jit_compile)
     jit = xla_for(strategy, jit)
-    write_json(workdir / "config.json", config.to_dict())
+    write_json(out / "config.json", config.to_dict())
     write_json(
-        workdir / "run.json",
+        out / "run.json",
         {
             "class_names": list(data.class_names),
             "image_shape": list(data.image_shape),
@@ -164,9 +194,15 @@ def _train_locked(config: Config, workdir: Path, verbose: int) -> dict:
         )
         checkpoint = run_lib.make_checkpoint(model)
     manager = tf.train.CheckpointManager(
-        checkpoint, str(workdir / "checkpoints"), max_to_keep=config.keep_checkpoints
+        checkpoint, str(out / "checkpoints"), max_to_keep=config.keep_checkpoints
     )
-    restored = run_lib.restore_latest(checkpoint, manager)
+    chief = out == workdir
+    source = (
+        manager
+        if chief
+        else tf.train.CheckpointManager(checkpoint, str(workdir / "checkpoints"), 1)
+    )
+    restored = run_lib.restore_latest(checkpoint, source)
     step = int(model.step.numpy())
     if verbose:
         classes = ",".join(data.class_names)
@@ -179,52 +215,74 @@ def _train_locked(config: Config, workdir: Path, verbose: int) -> dict:
             f"acai: resuming from step {step} ({restored})" if restored else "acai: step 0, new run"
         )
 
-    spe = config.steps_per_epoch
-    epochs = math.ceil(config.total_steps / spe)
     saver = cb.SaveCheckpoint(manager)
+    saver.set_model(model)
     if step < config.total_steps:
-        train_ds = data_lib.train_dataset(
-            data.train_images, data.train_labels, batch=config.batch, seed=config.seed + step
+        schedule = loop.Schedule(
+            config.total_steps,
+            config.steps_per_epoch,
+            resolve_steps_per_execution(config.steps_per_execution),
         )
+
+        def shard(context: tf.distribute.InputContext):  # this worker's part of the data
+            return data_lib.train_dataset(
+                data.train_images,
+                data.train_labels,
+                batch=context.get_per_replica_batch_size(config.batch),
+                seed=config.seed + step,
+                shard=(context.num_input_pipelines, context.input_pipeline_id),
+            )
+
         # Fixed random subsets: image folders list the test set class by class.
         order = np.random.default_rng(config.seed).permutation(len(data.test_images))
         val = np.sort(order[:VALIDATION_IMAGES])
-        val_ds = data_lib.eval_dataset(data.test_images[val], data.test_labels[val], batch=256)
         pairs = data.test_images[order[: 2 * cb.SAMPLE_PAIRS]]
         callbacks = [
             cb.Throughput(config.batch),
-            cb.StopAtStep(config.total_steps),
             # Under mixed_float16 the loss-scale optimizers skip non-finite steps by design.
             *([] if precision == "mixed_float16" else [cb.CheckFinite(manager)]),
-            keras.callbacks.ProgbarLogger(),
             saver,
-            cb.SampleGrids(pairs, workdir / "samples", workdir / "logs"),
-            keras.callbacks.TensorBoard(str(workdir / "logs"), write_graph=False),
-            keras.callbacks.CSVLogger(str(workdir / "history.csv"), append=True),
+            cb.SampleGrids(pairs, out / "samples", out / "logs"),
+            keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
+            keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         ]
         try:
-            model.fit(
-                train_ds,
-                steps_per_epoch=spe,
-                epochs=epochs,
-                initial_epoch=step // spe,
-                validation_data=val_ds,
+            loop.fit(
+                model,
+                strategy,
+                loop.distribute(strategy, shard),
+                schedule=schedule,
+                start_step=step,
                 callbacks=callbacks,
+                validate=lambda: run_lib.heldout_scores(
+                    model, data.test_images[val], data.test_labels[val]
+                ),
                 verbose=verbose,
-                shuffle=False,
+                jit=jit,
             )
         except KeyboardInterrupt:
+            if _multi_worker(strategy):  # a save needs every worker: keep the epoch's checkpoint
+                raise
             path = saver.save()
             print(
                 f"\nacai: interrupted at step {int(model.step.numpy())}; saved {path}; "
                 "re-run the same command to resume"
             )
             raise
-    else:
-        saver.set_model(model)
-        saver.save()
-    results = run_lib.heldout_scores(model, data, batch=256)
-    write_json(workdir / "eval.json", results)
+        except tf.errors.OpError as e:
+            if _multi_worker(strategy) and _peer_lost(e):
+                raise TrainingError(
+                    f"a worker of the cluster stopped ({_lost_peer(e, strategy)}); the last "
+                    f"checkpoint is {manager.latest_checkpoint or 'none yet'}: restart every "
+                    "worker to resume from it"
+                ) from None
+            raise
+    results = {
+        "step": int(model.step.numpy()),
+        **run_lib.heldout_scores(model, data.test_images, data.test_labels),
+        "images": len(data.test_images),
+    }
+    write_json(out / "eval.json", results)
     if verbose:
         print(
             f"acai: step {results['step']}: held-out reconstruction RMSE "
@@ -232,6 +290,27 @@ def _train_locked(config: Config, workdir: Path, verbose: int) -> dict:
             f"{100 * results['probe_accuracy']:.1f}% on {results['images']} images"
         )
     return results
+
+
+def _multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return bool(resolver is not None and resolver.task_type)
+
+
+def _peer_lost(error: tf.errors.OpError) -> bool:
+    """Whether a collective failed because another worker went away."""
+    lost = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError)
+    return isinstance(error, lost) or "heartbeat" in str(error).lower()
+
+
+def _lost_peer(error: Exception, strategy: tf.distribute.Strategy) -> str:
+    """Which other task of the cluster failed, as far as the error names it."""
+    resolver = strategy.cluster_resolver
+    own = (resolver.task_type, str(resolver.task_id))
+    text = getattr(error, "message", None) or str(error)
+    tasks = re.findall(r"/job:(\w+)/replica:\d+/task:(\d+)", text)
+    others = [f"{job} {task}" for job, task in dict.fromkeys(tasks) if (job, task) != own]
+    return ", ".join(others) or "another worker"
 
 
 @contextlib.contextmanager

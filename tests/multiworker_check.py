@@ -1,47 +1,89 @@
-"""Run as a script, once per worker: a few ACAI fit() steps under MultiWorkerMirroredStrategy.
+"""Run as a script: three ACAI steps of `acai.loop` under MultiWorkerMirroredStrategy, or the
+same three steps on one device.
 
-TF_CONFIG (set by the caller) names the workers. Prints one JSON line with this worker's
-losses and a checksum of its weights, which every worker must agree on.
+    python multiworker_check.py worker OUT.npz   # TF_CONFIG (set by the caller) names the workers
+    python multiworker_check.py single OUT.npz   # one device, mix_groups=2
+
+Both save the losses after the last step and every trainable weight to OUT.npz. Each of the two
+workers reads its own half of every global batch of 8; the single device reads the whole batch,
+mixing latents within the same two halves.
 """
 
-import json
+import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from acai import data as data_lib
+from acai import loop
 from acai import model as model_lib
 
-STEPS, BATCH = 3, 8
+STEPS, BATCH, WORKERS = 3, 8, 2
 
 
-def main():
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    keras.utils.set_random_seed(0)  # the same initial weights on every worker
-    with strategy.scope():
-        model = model_lib.ACAI(image_shape=(32, 32, 3), num_classes=2, depth=4, latent=4, scales=3)
-        model.compile(**{name: keras.optimizers.Adam(1e-3) for name in model_lib.OPTIMIZERS})
-        model.build_optimizers()
+class FixedAlpha(model_lib.ACAI):
+    """Alpha from each image's own pixels, so any split of the batch draws the same values."""
+
+    def draw_alpha(self, images):
+        u = keras.ops.mean(images, axis=(1, 2, 3), keepdims=True) * 7.0 + 0.5
+        return model_lib.fold_alpha(u - keras.ops.floor(u))
+
+
+def build(mix_groups):
+    keras.utils.set_random_seed(0)  # the same initial weights in every process
+    model = FixedAlpha(
+        image_shape=(32, 32, 3), num_classes=2, depth=4, latent=4, scales=3, mix_groups=mix_groups
+    )
+    model.compile(**{name: keras.optimizers.Adam(1e-3) for name in model_lib.OPTIMIZERS})
+    model.build_optimizers()
+    return model
+
+
+def batches():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (STEPS * BATCH, 32, 32, 3), dtype=np.uint8)
     labels = rng.integers(0, 2, STEPS * BATCH).astype(np.int32)
-    history = model.fit(
-        data_lib.eval_dataset(images, labels, batch=BATCH), epochs=1, verbose=0, shuffle=False
-    ).history
-    weights = [w.numpy() for w in model.trainable_weights]
-    print(
-        json.dumps(
-            {
-                "workers": strategy.cluster_resolver.cluster_spec().num_tasks("worker"),
-                "replicas": strategy.num_replicas_in_sync,
-                "step": int(model.step.numpy()),
-                "losses": {k: v[-1] for k, v in history.items()},
-                "checksum": float(sum(np.abs(w).sum() for w in weights)),
-            }
-        )
+    return data_lib.eval_dataset(images, labels, batch=BATCH)
+
+
+def main(mode, out):
+    if mode == "worker":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        with strategy.scope():
+            model = build(mix_groups=1)
+
+        def shard(context):  # worker i takes images 4i..4i+3 of every batch of 8
+            half = context.get_per_replica_batch_size(BATCH)
+            i = context.input_pipeline_id
+            return batches().map(
+                lambda x, y: (x[half * i : half * (i + 1)], y[half * i : half * (i + 1)])
+            )
+
+        iterator = loop.distribute(strategy, shard)
+    else:
+        strategy = tf.distribute.get_strategy()
+        model = build(mix_groups=WORKERS)
+        iterator = loop.distribute(strategy, lambda context: batches())
+    initial = [w.numpy() for w in model.trainable_weights]
+    logs = loop.fit(
+        model,
+        strategy,
+        iterator,
+        schedule=loop.Schedule(STEPS, STEPS),
+        start_step=0,
+        callbacks=[],
+        verbose=0,
+    )
+    np.savez(
+        out,
+        replicas=strategy.num_replicas_in_sync,
+        step=int(model.step.numpy()),
+        losses=np.array([logs[k] for k in sorted(logs)]),
+        moved=max(np.abs(w.numpy() - w0).max() for w, w0 in zip(model.trainable_weights, initial)),
+        **{f"w{i}": w.numpy() for i, w in enumerate(model.trainable_weights)},
     )
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:])

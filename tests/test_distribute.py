@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
+import numpy as np
 
 
 def test_mirrored_over_two_replicas_matches_one_device(tmp_path):
@@ -32,40 +32,48 @@ def test_mirrored_over_two_replicas_matches_one_device(tmp_path):
     assert report["restore_diff"] == 0.0
 
 
-class KnownUpstreamBug(Exception):
-    """Keras 3 fit() under MultiWorkerMirroredStrategy: keras-team/keras#20585."""
-
-
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-@pytest.mark.xfail(
-    raises=KnownUpstreamBug,
-    strict=True,
-    reason="keras-team/keras#20585 (tensorflow/tensorflow#72388): Keras 3 fit() under "
-    "MultiWorkerMirroredStrategy fails converting a PerReplica value; passes once fixed",
-)
-def test_two_local_workers_agree():
+def _tf_config(workers, index):
+    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+
+
+def test_two_local_workers_match_one_device(tmp_path):
     script = Path(__file__).with_name("multiworker_check.py")
     workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
-    processes = []
-    for index in range(2):
-        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config)}
-        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
-        processes.append(subprocess.Popen([sys.executable, str(script)], env=env, **pipes))
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(script), "worker", str(tmp_path / f"worker{i}.npz")],
+            env={**os.environ, "TF_CONFIG": _tf_config(workers, i)},
+            **pipes,
+        )
+        for i in range(2)
+    ]
+    single = subprocess.run(
+        [sys.executable, str(script), "single", str(tmp_path / "single.npz")],
+        env={k: v for k, v in os.environ.items() if k != "TF_CONFIG"},
+        timeout=300,
+        **{k: v for k, v in pipes.items() if k != "stdout"},
+        stdout=subprocess.PIPE,
+    )
     outputs = [p.communicate(timeout=300) for p in processes]
     for process, (_, err) in zip(processes, outputs):
-        if process.returncode != 0 and "unsupported type" in err and "PerReplica" in err:
-            raise KnownUpstreamBug(err.strip().splitlines()[-1][:300])
         assert process.returncode == 0, err[-3000:]
-    reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
-    assert all(r["workers"] == 2 and r["replicas"] == 2 and r["step"] == 3 for r in reports)
-    assert reports[0]["losses"] == reports[1]["losses"]
-    assert abs(reports[0]["checksum"] - reports[1]["checksum"]) < 1e-6 * reports[0]["checksum"]
+    assert single.returncode == 0, single.stderr[-3000:]
+    reports = [np.load(tmp_path / f"{name}.npz") for name in ("worker0", "worker1", "single")]
+    assert [int(r["replicas"]) for r in reports] == [2, 2, 1]
+    assert [int(r["step"]) for r in reports] == [3, 3, 3]
+    assert float(reports[2]["moved"]) > 1e-4  # training did change the weights
+    weights = [k for k in reports[2].files if k.startswith("w")]
+    for report in reports[:2]:  # every worker holds the one-device result
+        np.testing.assert_allclose(report["losses"], reports[2]["losses"], rtol=1e-5, atol=1e-6)
+        for key in weights:
+            np.testing.assert_allclose(report[key], reports[2][key], rtol=1e-5, atol=1e-5)
 
 
 def test_xla_is_turned_off_for_several_replicas(caplog):

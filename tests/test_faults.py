@@ -117,7 +117,7 @@ def test_a_crashed_trainer_leaves_no_stuck_lock(image_tree, tmp_path):
             sys.executable,
             "-c",
             (
-                "import sys, time; from pathlib import Path; from acai import trainer\n"
+                "import sys, time; from pathlib import Path; from acai import run as run_lib\n"
                 f"with run_lib.workdir_lock(Path({str(workdir)!r})):\n"
                 "    print('locked', flush=True); time.sleep(600)\n"
             ),
