@@ -12,30 +12,13 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
+import fixed_alpha  # noqa: E402  (beside this script)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from acai import data as data_lib  # noqa: E402
-from acai import model as model_lib  # noqa: E402
 
 STEPS, BATCH = 3, 8
-
-
-class FixedAlpha(model_lib.ACAI):
-    """Alpha from each image's own pixels, so any split of the batch draws the same values."""
-
-    def draw_alpha(self, images):
-        u = keras.ops.mean(images, axis=(1, 2, 3), keepdims=True) * 7.0 + 0.5
-        return model_lib.fold_alpha(u - keras.ops.floor(u))
-
-
-def build(mix_groups):
-    model = FixedAlpha(
-        image_shape=(32, 32, 3), num_classes=2, depth=4, latent=4, scales=3, mix_groups=mix_groups
-    )
-    model.compile(**{name: keras.optimizers.Adam(1e-3) for name in model_lib.OPTIMIZERS})
-    model.build_optimizers()
-    return model
 
 
 def main():
@@ -49,9 +32,11 @@ def main():
 
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with mirrored.scope():
-        twin = build(mix_groups=1)  # each replica reverses its own 4 images
-    single = build(mix_groups=2)  # one device, reversing within the same two halves
-    ungrouped = build(mix_groups=1)  # one device, reversing the whole batch: must differ
+        twin = fixed_alpha.build(mix_groups=1)  # each replica reverses its own 4 images
+    single = fixed_alpha.build(mix_groups=2)  # one device, reversing within the same two halves
+    ungrouped = fixed_alpha.build(
+        mix_groups=1
+    )  # one device, reversing the whole batch: must differ
     initial = twin.get_weights()
     single.set_weights(initial)
     ungrouped.set_weights(initial)
@@ -72,7 +57,7 @@ def main():
 
     # A checkpoint written with 2 replicas restores into a model on 1 device.
     path = tf.train.Checkpoint(model=twin).write(sys.argv[1])
-    restored = build(mix_groups=1)
+    restored = fixed_alpha.build(mix_groups=1)
     tf.train.Checkpoint(model=restored).read(path).assert_existing_objects_matched()
     restore_diff = largest_gap(twin.get_weights(), restored.get_weights())
     print(

@@ -11,33 +11,20 @@ mixing latents within the same two halves.
 
 import sys
 
+import fixed_alpha  # beside this script
 import keras
 import numpy as np
 import tensorflow as tf
 
 from acai import data as data_lib
 from acai import loop
-from acai import model as model_lib
 
 STEPS, BATCH, WORKERS = 3, 8, 2
 
 
-class FixedAlpha(model_lib.ACAI):
-    """Alpha from each image's own pixels, so any split of the batch draws the same values."""
-
-    def draw_alpha(self, images):
-        u = keras.ops.mean(images, axis=(1, 2, 3), keepdims=True) * 7.0 + 0.5
-        return model_lib.fold_alpha(u - keras.ops.floor(u))
-
-
 def build(mix_groups):
     keras.utils.set_random_seed(0)  # the same initial weights in every process
-    model = FixedAlpha(
-        image_shape=(32, 32, 3), num_classes=2, depth=4, latent=4, scales=3, mix_groups=mix_groups
-    )
-    model.compile(**{name: keras.optimizers.Adam(1e-3) for name in model_lib.OPTIMIZERS})
-    model.build_optimizers()
-    return model
+    return fixed_alpha.build(mix_groups)
 
 
 def batches():

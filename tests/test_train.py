@@ -121,14 +121,15 @@ def test_load_run_names_a_torn_run_file(trained, tmp_path):
         run_lib.load_run(workdir)
 
 
-def test_the_seed_fixes_the_first_weights_and_the_run(tiny_config, tmp_path):
-    def weights_after_two_steps(config, name):
-        acai.train(config, tmp_path / name, verbose=0)
-        return [w.numpy() for w in run_lib.load_run(tmp_path / name).model.weights]
+def test_the_seed_fixes_the_first_weights_and_the_run(trained, tmp_path):
+    config, workdir, _ = trained
 
-    short = tiny_config.replace(total_kimg=16 / 1024)  # 2 steps of 8 images
-    first, again = weights_after_two_steps(short, "a"), weights_after_two_steps(short, "b")
-    other = weights_after_two_steps(short.replace(seed=1), "c")
+    def weights(folder):
+        return [w.numpy() for w in run_lib.load_run(folder).model.weights]
+
+    acai.train(config, tmp_path / "again", verbose=0)
+    acai.train(config.replace(seed=1), tmp_path / "other", verbose=0)
+    first, again, other = weights(workdir), weights(tmp_path / "again"), weights(tmp_path / "other")
     assert len(first) == len(again) == len(other)
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
