@@ -6,53 +6,65 @@ CONFIG ?= experiments/cifar10_cpu.py
 DATA ?= tfds
 WORKDIR ?= runs/$(basename $(notdir $(CONFIG)))
 ARGS ?=
-HORSE ?= random
-BIRD ?= random
+HORSE ?= sample
+BIRD ?= sample
 T ?= 0.5
 PEGASI_T ?= 0.3,0.4,0.5,0.6,0.7
 STEPS ?= 11
 
-.PHONY: install test lint format train classifier interpolate pegasi evaluate compare export bench clean
+.PHONY: install test lint format train classifier interpolate pretrained pegasi evaluate compare export bench clean
 
-install:  ## a virtual environment with the package (editable) and its test tools
+INSTALLED := $(VENV)/.installed
+
+install: $(INSTALLED)  ## a virtual environment with the package (editable) and its test tools
+
+# Every target below installs first if needed, so `make interpolate` and `make test` are the
+# whole set-up on a fresh clone.
+$(INSTALLED): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
 
-test:  ## the test suite; "no tests collected" (pytest exit code 5) counts as a failure
+test: $(INSTALLED)  ## the test suite; "no tests collected" (pytest exit code 5) counts as a failure
 	@$(BIN)/pytest $(ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-lint:
+lint: $(INSTALLED)
 	$(BIN)/ruff check acai experiments tests
 
-format:
+format: $(INSTALLED)
 	$(BIN)/ruff format acai experiments tests
 	$(BIN)/ruff check --fix acai experiments tests
 
-train:  ## make train CONFIG=experiments/cifar10_cpu.py DATA=path/to/cifar10 [WORKDIR=...] [ARGS="--set depth=32"]
+train: $(INSTALLED)  ## make train CONFIG=experiments/cifar10_cpu.py DATA=path/to/cifar10 [WORKDIR=...] [ARGS="--set depth=32"]
 	$(BIN)/acai train --config $(CONFIG) --data $(DATA) --workdir $(WORKDIR) $(ARGS)
 
-classifier:  ## the CIFAR-10 classifier that scores pegasi: make classifier DATA=...
+classifier: $(INSTALLED)  ## the CIFAR-10 classifier that scores pegasi: make classifier DATA=...
 	$(BIN)/acai classifier --data $(DATA) $(ARGS)
 
-interpolate:  ## make interpolate HORSE=7 BIRD=25 [WORKDIR=...] [OUT=...] [T=0.5] [STEPS=11]
-	$(BIN)/acai interpolate --workdir $(WORKDIR) --horse '$(HORSE)' --bird '$(BIRD)' \
-		--out $(or $(OUT),out/pegasus) --t $(T) --steps $(STEPS) $(ARGS)
+# Without WORKDIR on the command line, interpolate uses the model shipped in acai/pretrained.
+interpolate: $(INSTALLED)  ## make interpolate [HORSE=sample|random|7|my.jpg] [BIRD=...] [WORKDIR=...] [OUT=...] [T=0.5]
+	$(BIN)/acai interpolate $(if $(filter command line environment,$(origin WORKDIR)),--workdir $(WORKDIR)) \
+		--horse '$(HORSE)' --bird '$(BIRD)' --out $(or $(OUT),out/pegasus) --t $(T) --steps $(STEPS) $(ARGS)
 
-pegasi:  ## 64 pegasi and the best one: make pegasi [WORKDIR=...] [OUT=...] [PEGASI_T=0.3,0.4,0.5,0.6,0.7]
+pretrained: $(INSTALLED)  ## retrain and re-export the shipped model: make pretrained DATA=path/to/cifar10
+	$(BIN)/acai train --config experiments/pegasus_cpu.py --data $(DATA) --workdir runs/pretrained $(ARGS)
+	$(BIN)/acai export runs/pretrained --out acai/pretrained/pegasus_cpu --overwrite
+
+pegasi: $(INSTALLED)  ## 64 pegasi and the best one: make pegasi [WORKDIR=...] [OUT=...] [PEGASI_T=0.3,0.4,0.5,0.6,0.7]
 	$(BIN)/acai pegasus --workdir $(WORKDIR) --out $(or $(OUT),$(WORKDIR)/pegasi) --t $(PEGASI_T) $(ARGS)
 
-evaluate:  ## metrics.json and report.html in WORKDIR: make evaluate [WORKDIR=...]
+evaluate: $(INSTALLED)  ## metrics.json and report.html in WORKDIR: make evaluate [WORKDIR=...]
 	$(BIN)/acai evaluate $(WORKDIR) $(ARGS)
 
-compare:  ## two runs' metrics side by side: make compare A=runs/x B=runs/y
+compare: $(INSTALLED)  ## two runs' metrics side by side: make compare A=runs/x B=runs/y
 	$(BIN)/acai compare $(A) $(B) $(ARGS)
 
-export:  ## .keras files, a SavedModel, metadata: make export [WORKDIR=...] [OUT=$(WORKDIR)/export] [ARGS=--overwrite]
+export: $(INSTALLED)  ## .keras files, a SavedModel, metadata: make export [WORKDIR=...] [OUT=$(WORKDIR)/export] [ARGS=--overwrite]
 	$(BIN)/acai export $(WORKDIR) --out $(or $(OUT),$(WORKDIR)/export) $(ARGS)
 
-bench:  ## make bench [CONFIG=experiments/cifar10.py] [ARGS="--set precision=float32"]
+bench: $(INSTALLED)  ## make bench [CONFIG=experiments/cifar10.py] [ARGS="--set precision=float32"]
 	$(BIN)/acai bench --config $(CONFIG) $(ARGS)
 
 clean:

@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "ACAI": ("acai.model", "ACAI"),
     "load_data": ("acai.data", "load"),
+    "load_pretrained": ("acai.run", "load_pretrained"),
     "load_run": ("acai.run", "load_run"),
     "train": ("acai.trainer", "train"),
 }

@@ -79,14 +79,15 @@ def cmd_interpolate(args) -> int:
     from acai import pegasus
 
     pegasus.check_t_steps(args.t, args.steps)
-    run, data, judge = pegasus.setup(args.workdir, args.classifier)
+    run, data, judge = pegasus.setup(args.workdir, args.classifier, data=args.data)
     import numpy as np
 
     rng = np.random.default_rng(args.seed)
     horse = pegasus.pick(args.horse, data=data, want="horse", any_class=args.any_class, rng=rng)
     bird = pegasus.pick(args.bird, data=data, want="bird", any_class=args.any_class, rng=rng)
     result = pegasus.walk(run, judge, horse, bird, t=args.t, steps=args.steps, out=args.out)
-    print(f"acai: {horse.description} -> {bird.description}, t={args.t}, step {run.step}")
+    model = "the shipped model" if args.workdir is None else str(run.workdir)
+    print(f"acai: {horse.description} -> {bird.description}, t={args.t}, {model}, step {run.step}")
     print(_side_by_side(result["lerp"], result["slerp"]))
     if judge.classifier is None:
         print(
@@ -104,7 +105,9 @@ def cmd_pegasus(args) -> int:
     ts = _t_values(args.t)
     for t in ts:
         pegasus.check_t_steps(t, 2)
-    run, data, judge = pegasus.setup(args.workdir, args.classifier, need_classifier=True)
+    run, data, judge = pegasus.setup(
+        args.workdir, args.classifier, data=args.data, need_data=True, need_classifier=True
+    )
     manifest = pegasus.pegasi(
         run,
         judge,
@@ -170,7 +173,8 @@ def _t_values(text: str) -> tuple[float, ...]:
 def _side_by_side(lerp_scores: dict, slerp_scores: dict) -> str:
     lines = [f"{'':24s}{'lerp':>9s}{'slerp':>9s}"]
     for key in lerp_scores:
-        lines.append(f"{key:24s}{lerp_scores[key]:9.3f}{slerp_scores[key]:9.3f}")
+        if lerp_scores[key] == lerp_scores[key]:  # NaN: not measured (no training images)
+            lines.append(f"{key:24s}{lerp_scores[key]:9.3f}{slerp_scores[key]:9.3f}")
     return "\n".join(lines)
 
 
@@ -237,15 +241,21 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_classifier)
 
     p = commands.add_parser("interpolate", help="a pegasus from one horse and one bird")
-    _add_pegasus_args(p, out="out/pegasus")
-    p.add_argument("--horse", required=True, help="a test-set index, an image file, or 'random'")
-    p.add_argument("--bird", required=True, help="a test-set index, an image file, or 'random'")
+    _add_pegasus_args(p, out="out/pegasus", workdir=None)
+    choices = "'sample' (a shipped photo), 'random', a test-set index, or an image file"
+    p.add_argument("--horse", default="sample", help=choices)
+    p.add_argument("--bird", default="sample", help=choices)
     p.add_argument("--steps", type=int, default=11, help="points on the lerp and slerp strips")
     p.add_argument("--any-class", action="store_true", help="accept indices of any class")
     p.set_defaults(func=cmd_interpolate)
 
     p = commands.add_parser("pegasus", help="a batch of pegasi and the best one")
-    _add_pegasus_args(p, out=None, t_help="0 the horse, 1 the bird; a list keeps each pair's best")
+    _add_pegasus_args(
+        p,
+        out=None,
+        workdir="runs/cifar10_cpu",
+        t_help="0 the horse, 1 the bird; a list keeps each pair's best",
+    )
     p.add_argument("--n", type=int, default=64, help="pegasi in the batch (64: an 8x8 grid)")
     p.add_argument(
         "--candidates", type=int, default=PEGASI_CANDIDATES, help="horse-bird pairs to rank"
@@ -267,8 +277,15 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_pegasus_args(p: argparse.ArgumentParser, *, out: str | None, t_help: str = "") -> None:
-    p.add_argument("--workdir", default="runs/cifar10_cpu", help="a trained run")
+def _add_pegasus_args(
+    p: argparse.ArgumentParser, *, out: str | None, workdir: str | None, t_help: str = ""
+) -> None:
+    p.add_argument(
+        "--workdir",
+        default=workdir,
+        help=f"a trained run or an export (default: {workdir or 'the model shipped with acai'})",
+    )
+    p.add_argument("--data", help="the data source, if not the run's own (indices refer to it)")
     p.add_argument("--out", default=out, help=f"output folder (default: {out or 'WORKDIR/pegasi'})")
     if t_help:
         p.add_argument("--t", default=",".join(map(str, PEGASI_T)), help=t_help)
@@ -285,10 +302,6 @@ _NATIVE_LOG_LINE = re.compile(
     rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
     rb"|[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\] )"
 )
-
-# Lines that end a native message's continuation: ours, Python's tracebacks and warnings, and
-# anything fatal.
-_OURS = re.compile(rb"^(acai|Traceback|Fatal Python error|F\d{4} |\S+\.py:\d+: \w+)")
 
 
 def quiet_native_logs() -> tuple[int, int] | None:
@@ -314,10 +327,8 @@ def quiet_native_logs() -> tuple[int, int] | None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the command, not for us
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         with os.fdopen(read_end, "rb") as lines:
-            native = False  # inside a native message: its continuation lines go too
             for line in lines:
-                native = bool(_NATIVE_LOG_LINE.match(line)) or (native and not _OURS.match(line))
-                if not native:
+                if not _NATIVE_LOG_LINE.match(line):
                     os.write(2, line)
         os._exit(0)
     os.close(read_end)

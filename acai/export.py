@@ -162,13 +162,22 @@ def make_metadata(run) -> dict:
         "keras_version": keras.__version__,
         "tensorflow_version": tf.__version__,
         "step": run.step,
-        "config": run.config.to_dict(),
+        "config": portable_config(run.config),
         "class_names": list(run.class_names),
         "image_shape": list(run.image_shape),
         "latent_shape": list(run.model.latent_shape),
         "pixel_scaling": PIXEL_SCALING,
         "saved_model": {"serving_default": SERVING_DEFAULT, "endpoints": endpoints},
     }
+
+
+def portable_config(config) -> dict:
+    """The config as a dict, with a local data path cut to its file name: an export travels,
+    and the folders of the machine that trained it mean nothing elsewhere."""
+    values = config.to_dict()
+    if values["data"] not in ("tfds", "lines32"):
+        values["data"] = Path(values["data"]).name
+    return values
 
 
 def artefact_sizes(out: Path) -> dict:

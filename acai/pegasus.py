@@ -22,7 +22,7 @@ from acai.images import (
 )
 from acai.metrics import sq_distances
 from acai.model import lerp, slerp
-from acai.run import Run
+from acai.run import SAMPLES, Run
 
 __all__ = [
     "combined_score",
@@ -117,8 +117,8 @@ class Judge:
 
     run: Run | None  # None: score any images, without the critic's alpha
     classifier: object | None  # acai.classifier.Classifier, or None to skip P(horse)/P(bird)
-    train_images: np.ndarray
-    real_sharpness: float  # median over real test horses and birds
+    train_images: np.ndarray | None  # None: no nearest-training-image search (it reads NaN)
+    real_sharpness: float  # median over real test horses and birds (or the sample photos)
 
     def score(
         self, decoded: np.ndarray, *, prefer_white: bool = False, nearest: bool = True
@@ -137,7 +137,7 @@ class Judge:
             "critic_alpha": np.asarray(critic)[:, 0],
             "sharpness": sharpness(images),
             "nearest_train_rmse": nearest_distance(images, self.train_images)
-            if nearest
+            if nearest and self.train_images is not None
             else np.full(len(images), np.nan),
             "whiteness": whiteness(images),
         }
@@ -160,34 +160,55 @@ class Judge:
         return out
 
 
-def make_judge(run: Run, data: data_lib.ImageData, classifier=None) -> Judge:
-    """Builds the scorer for a run; real-photo sharpness comes from its test horses and birds."""
+def make_judge(run: Run, data: data_lib.ImageData | None, classifier=None) -> Judge:
+    """Builds the scorer for a run; real-photo sharpness comes from its test horses and birds,
+    or from the shipped sample photos when there are no data."""
+    if data is None:
+        real = np.stack([data_lib.decode_image(p) for p in sorted(SAMPLES.glob("*.jpg"))])
+        return Judge(run, classifier, None, float(np.median(sharpness(real))))
     real = data.test_images[np.isin(data.test_labels, class_indices(data, ("horse", "bird")))]
     return Judge(run, classifier, data.train_images, float(np.median(sharpness(real))))
 
 
-def setup(workdir: str | Path, classifier: str | Path, *, need_classifier: bool = False):
-    """Loads what interpolate and pegasus need: the run, its data and a judge.
+def setup(
+    workdir: str | Path | None,
+    classifier: str | Path,
+    *,
+    data: str | None = None,
+    need_data: bool = False,
+    need_classifier: bool = False,
+):
+    """Loads what interpolate and pegasus need: the model, its data and a judge.
 
     Args:
-      workdir: a trained run.
+      workdir: a trained run or an `acai export` folder; None for the shipped model.
       classifier: a `classifier.keras` from `acai classifier`; used when it exists.
-      need_classifier: refuse to go on without it (ranking pegasi needs it).
+      data: the data source, if not the run's own (the shipped model has none).
+      need_data: refuse to go on without the data (ranking pegasi needs test photos).
+      need_classifier: refuse to go on without the classifier (ranking pegasi needs it).
 
     Returns:
-      (run, data, judge); the data hold every class, so indices are CIFAR-10 test indices.
+      (run, data or None, judge); the data hold every class, so indices are test indices.
     """
     from acai import classifier as classifier_lib
-    from acai.run import load_run
+    from acai.run import load_export, load_pretrained, load_run
 
-    if not Path(workdir).is_dir():
+    if workdir is None:
+        run = load_pretrained()
+    elif not Path(workdir).is_dir():
         raise AcaiError(f"WORKDIR '{workdir}' does not exist; train first (make train)")
-    run = load_run(workdir)
-    data = data_lib.load(run.config.data)
+    elif (Path(workdir) / "metadata.json").is_file():
+        run = load_export(workdir)
+    else:
+        run = load_run(workdir)
+    source = data or (None if workdir is None else run.config.data)
+    if source is None and need_data:
+        raise AcaiError("the shipped model comes without data: pass --data path/to/cifar10")
+    loaded = data_lib.load(source) if source else None
     judge_model = None
     if Path(classifier).is_file() or need_classifier:
         judge_model = classifier_lib.Classifier(classifier)  # says how to train one if missing
-    return run, data, make_judge(run, data, judge_model)
+    return run, loaded, make_judge(run, loaded, judge_model)
 
 
 # --- choosing the inputs ---------------------------------------------------------------------
@@ -213,16 +234,17 @@ def class_indices(data: data_lib.ImageData, names) -> list[int]:
 def pick(
     spec: str,
     *,
-    data: data_lib.ImageData,
+    data: data_lib.ImageData | None,
     want: str,
     any_class: bool = False,
     rng: np.random.Generator | None = None,
 ) -> Picked:
-    """Resolves HORSE= or BIRD=: a test-set index, an image file, or "random".
+    """Resolves HORSE= or BIRD=: "sample", "random", a test-set index, or an image file.
 
     Args:
-      spec: the user's text.
-      data: the data set whose test split the indices refer to.
+      spec: the user's text. "sample" is the first shipped sample photo of the class;
+        "random" a random test image of the class (a random sample photo without data).
+      data: the data set whose test split the indices refer to, or None (the shipped model).
       want: the class an index must have ("horse" or "bird").
       any_class: accept an index of any class.
       rng: draws the "random" image.
@@ -231,32 +253,44 @@ def pick(
       The image and a description of it.
     """
     spec = str(spec).strip()
-    n = len(data.test_images)
+    rng = rng or np.random.default_rng()
+    if spec == "sample" or (spec == "random" and data is None):
+        files = sorted(SAMPLES.glob(f"{want}_*.jpg"))
+        path = files[0] if spec == "sample" else files[int(rng.integers(len(files)))]
+        return Picked(data_lib.decode_image(path), f"sample photo {path.name}")
     if spec == "random":
         (label,) = class_indices(data, (want,))
-        choices = np.flatnonzero(data.test_labels == label)
-        index = int((rng or np.random.default_rng()).choice(choices))
+        index = int(rng.choice(np.flatnonzero(data.test_labels == label)))
         return Picked(data.test_images[index], f"test image {index} ({want}, random)", index)
     if spec.lstrip("-").isdigit():
-        index = int(spec)
-        if not 0 <= index < n:
+        if data is None:
             raise AcaiError(
-                f"index {index} is out of range: the test set has {n} images (0-{n - 1})"
+                f"{spec} is a test-set index, and the shipped model comes without data; pass an "
+                "image file, 'sample' or 'random', or --data path/to/cifar10"
             )
-        found = data.class_names[data.test_labels[index]]
-        if found != want and not any_class:
-            raise AcaiError(
-                f"test image {index} is a {found}, not a {want}; pass a {want}'s index, "
-                "'random', an image file, or --any-class"
-            )
-        return Picked(data.test_images[index], f"test image {index} ({found})", index)
+        return _pick_index(int(spec), data=data, want=want, any_class=any_class)
     path = Path(spec).expanduser()
     if not path.is_file():
-        raise AcaiError(f"'{spec}' is neither a test-set index (0-{n - 1}), 'random', nor a file")
+        raise AcaiError(
+            f"'{spec}' is neither 'sample', 'random', a test-set index, nor an image file"
+        )
     try:
         return Picked(data_lib.decode_image(path), f"file {path.name}")
     except ValueError:
         raise AcaiError(f"'{spec}' is not an image file PIL can read; pass a PNG or JPEG") from None
+
+
+def _pick_index(index: int, *, data: data_lib.ImageData, want: str, any_class: bool) -> Picked:
+    n = len(data.test_images)
+    if not 0 <= index < n:
+        raise AcaiError(f"index {index} is out of range: the test set has {n} images (0-{n - 1})")
+    found = data.class_names[data.test_labels[index]]
+    if found != want and not any_class:
+        raise AcaiError(
+            f"test image {index} is a {found}, not a {want}; pass a {want}'s index, "
+            "'random', an image file, or --any-class"
+        )
+    return Picked(data.test_images[index], f"test image {index} ({found})", index)
 
 
 # --- one walk: make interpolate --------------------------------------------------------------

@@ -10,6 +10,7 @@ import logging
 import os
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -211,3 +212,44 @@ def load_run(workdir: str | Path) -> Run:
         raise WorkdirError(f"'{workdir}' has no checkpoint yet; train first (make train)")
     run.model, run.step = model, int(model.step.numpy())
     return run
+
+
+# --- exports and the shipped model -----------------------------------------------------------
+
+PRETRAINED = Path(__file__).parent / "pretrained"
+PRETRAINED_MODEL = PRETRAINED / "pegasus_cpu"  # an `acai export` of experiments/pegasus_cpu.py
+SAMPLES = PRETRAINED / "samples"  # CIFAR-10 test horses and birds; see samples/README.md
+
+
+def load_export(folder: str | Path) -> Run:
+    """Loads a folder `acai export` wrote as a run: its config, classes and float32 model.
+
+    Args:
+      folder: holds acai.keras and metadata.json.
+
+    Returns:
+      The run; its `workdir` is the export folder.
+    """
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "metadata.json").read_text())
+        config = Config.from_dict(meta["config"])
+        model = keras.saving.load_model(folder / "acai.keras")
+    except (OSError, ValueError, KeyError, TypeError, AcaiError) as e:
+        raise WorkdirError(
+            f"'{folder}' is not a readable acai export ({e}); export it again"
+        ) from None
+    run = Run(folder, config, tuple(meta["class_names"]), tuple(meta["image_shape"]))
+    run.model, run.step = model, int(meta["step"])
+    return run
+
+
+def load_pretrained() -> Run:
+    """The model that ships with acai: `experiments/pegasus_cpu.py` trained on CIFAR-10 horses
+    and birds (the README says how well it does). Needs no data and no network."""
+    if not (PRETRAINED_MODEL / "metadata.json").is_file():
+        raise WorkdirError(
+            f"the shipped model is missing from '{PRETRAINED_MODEL}'; reinstall acai or make it "
+            "again: make pretrained DATA=path/to/cifar10"
+        )
+    return load_export(PRETRAINED_MODEL)

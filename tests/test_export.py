@@ -104,7 +104,8 @@ def test_export_writes_every_artefact_and_the_metadata(exported):
     assert metadata["step"] == 8 and metadata["acai_version"] == acai.__version__
     assert metadata["class_names"] == ["bird", "horse"]
     assert metadata["image_shape"] == [32, 32, 3] and metadata["latent_shape"] == [4, 4, 4]
-    assert metadata["config"] == json.loads((workdir / "config.json").read_text())
+    config = json.loads((workdir / "config.json").read_text())
+    assert metadata["config"] == {**config, "data": "images"}  # the folder's name, not its path
     assert metadata["pixel_scaling"]["to_model"] == "x / 127.5 - 1"
     assert metadata["saved_model"]["serving_default"] == "interpolate"
     assert set(result["sizes"]) == set(export_lib.ARTEFACTS)

@@ -1,0 +1,116 @@
+"""The model in the box: the shipped export loads anywhere and makes a pegasus with no data."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from acai import config as config_lib
+from acai import run as run_lib
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Runs in a fresh interpreter that imports only TensorFlow, NumPy and PIL.
+SERVE = """
+import sys
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+served = tf.saved_model.load(sys.argv[1])
+horse = np.asarray(Image.open(sys.argv[2]).convert("RGB"))[None]
+bird = np.asarray(Image.open(sys.argv[3]).convert("RGB"))[None]
+mid = served.interpolate(horse, bird, tf.constant(0.5)).numpy()
+assert mid.shape == (1, 32, 32, 3) and mid.dtype == np.uint8, (mid.shape, mid.dtype)
+assert "acai" not in sys.modules
+print(float(mid.std()))
+"""
+
+
+def test_the_shipped_export_serves_with_tensorflow_alone():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SERVE,
+            str(run_lib.PRETRAINED_MODEL / "saved_model"),
+            str(run_lib.SAMPLES / "horse_0.jpg"),
+            str(run_lib.SAMPLES / "bird_0.jpg"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert float(result.stdout.strip().splitlines()[-1]) > 1  # an image, not a flat colour
+
+
+def test_the_shipped_model_is_what_its_config_file_makes():
+    metadata = json.loads((run_lib.PRETRAINED_MODEL / "metadata.json").read_text())
+    claimed = config_lib.load(str(ROOT / "experiments" / "pegasus_cpu.py")).to_dict()
+    shipped = dict(metadata["config"])
+    assert "/" not in shipped["data"]  # a file name: no folder of the machine that trained it
+    # Every field but the data source (where the trainer's copy of CIFAR-10 was) and the fields
+    # that change how fast it trains, not what it learns.
+    ignored = {"data", *run_lib.RESUMABLE_CHANGES} - {"total_kimg"}
+    assert {k: v for k, v in shipped.items() if k not in ignored} == {
+        k: v for k, v in claimed.items() if k not in ignored
+    }
+    assert metadata["step"] * shipped["batch"] == round(claimed["total_kimg"] * 1024)
+
+
+def test_the_box_holds_at_most_10_mb():
+    size = sum(p.stat().st_size for p in run_lib.PRETRAINED.rglob("*") if p.is_file())
+    assert size <= 10 * 2**20, size
+
+
+def test_load_pretrained_interpolates_the_sample_photos():
+    run = run_lib.load_pretrained()
+    horse = np.asarray(Image.open(run_lib.SAMPLES / "horse_0.jpg").convert("RGB"), np.float32)
+    bird = np.asarray(Image.open(run_lib.SAMPLES / "bird_0.jpg").convert("RGB"), np.float32)
+    a, b = horse[None] / 127.5 - 1, bird[None] / 127.5 - 1
+    walk = np.asarray(run.model.interpolate(a, b, np.linspace(0, 1, 3, dtype=np.float32)))
+    assert walk.shape == (3, 1, 32, 32, 3)
+    ends = np.asarray(run.model(np.concatenate([a, b])))
+    np.testing.assert_allclose(walk[[0, 2], 0], ends, atol=1e-4)  # t = 0 and 1: the two decodes
+
+
+def test_interpolate_with_no_workdir_uses_the_shipped_model(tmp_path):
+    big = Image.fromarray(np.full((300, 200, 3), 180, np.uint8))
+    big.save(tmp_path / "horse.jpg")
+    Image.open(run_lib.SAMPLES / "bird_1.jpg").save(tmp_path / "bird.png")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "acai.cli",
+            "interpolate",
+            "--out",
+            str(tmp_path / "out"),
+            "--horse",
+            str(tmp_path / "horse.jpg"),
+            "--bird",
+            str(tmp_path / "bird.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,  # no runs/ folder and no classifier here
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "the shipped model" in result.stdout and "Traceback" not in result.stderr
+    for name in ("pegasus.png", "pegasus_smooth.png", "strip.png", "pegasus.json"):
+        assert (tmp_path / "out" / name).is_file()
+    assert Image.open(tmp_path / "out" / "pegasus.png").size == (256, 256)
+    result = subprocess.run(
+        [sys.executable, "-m", "acai.cli", "interpolate", "--horse", "7000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2 and "comes without data" in result.stderr
