@@ -49,18 +49,6 @@ class Throughput(keras.callbacks.Callback):
             logs["images_per_second"] = self.seen / max(time.perf_counter() - self.start, 1e-9)
 
 
-class StopAtStep(keras.callbacks.Callback):
-    """Ends fit() once the model's step counter reaches `total_steps`."""
-
-    def __init__(self, total_steps: int):
-        super().__init__()
-        self.total_steps = total_steps
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.step.numpy()) >= self.total_steps:
-            self.model.stop_training = True
-
-
 class CheckFinite(keras.callbacks.Callback):
     """Stops with a clear error when a loss turns NaN or infinite (no checkpoint is written)."""
 

@@ -9,6 +9,7 @@ once per execution of `steps_per_execution` steps, when the callbacks get their 
 from __future__ import annotations
 
 import dataclasses
+import weakref
 
 import keras
 import tensorflow as tf
@@ -54,8 +55,19 @@ def train_function(model: ACAI, strategy: tf.distribute.Strategy, *, jit: bool =
     """A compiled function `(iterator, n) -> logs` that runs n training steps.
 
     The step itself is XLA-compiled when `jit`; the loop around it cannot be (it reads the
-    iterator). The logs are the metrics' running values, reduced over every replica.
+    iterator). The logs are the metrics' running values, reduced over every replica. Made once
+    per model, strategy and `jit`, so that later calls to `fit` do not trace again.
     """
+    functions = _FUNCTIONS.setdefault(model, {})
+    if (id(strategy), jit) not in functions:
+        functions[id(strategy), jit] = _train_function(model, strategy, jit=jit)
+    return functions[id(strategy), jit]
+
+
+_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {(id(strategy), jit): function}
+
+
+def _train_function(model: ACAI, strategy: tf.distribute.Strategy, *, jit: bool):
     step = tf.function(model.train_step, jit_compile=jit, reduce_retracing=True)
 
     @tf.function(reduce_retracing=True)
