@@ -211,7 +211,6 @@ def _fingerprint(path: Path) -> str:
 
 
 def _load_path(path: Path) -> ImageData:
-    log.info("decoding %s (once; later runs read the cached copy)", path)
     if path.is_dir():
         batches = path / "cifar-10-batches-py"
         if (path / "data_batch_1").exists():
@@ -244,6 +243,7 @@ def _load_tar(path: Path) -> ImageData:
 
 def _cifar_python(files: dict, path: Path) -> ImageData:
     """The official `cifar-10-python` pickles: 5 training batches and a test batch."""
+    log.info("decoding %s (once; later runs read the cached copy)", path)
 
     def read(name):
         if name not in files:
@@ -286,6 +286,7 @@ def _image_folder(entries: list, path: Path) -> ImageData:
             f"'{path}' has no train/<class>/ images; lay it out as train|test/<class>/*.jpg"
         )
     class_names = tuple(sorted(by_split["train"]))
+    log.info("decoding %s (once; later runs read the cached copy)", path)
     splits, skipped = {}, 0
     for split, classes in by_split.items():
         images, labels = [], []
