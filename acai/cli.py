@@ -101,6 +101,7 @@ def cmd_interpolate(args) -> int:
 
 def cmd_pegasus(args) -> int:
     from acai import pegasus
+    from acai.report import SCORECARD_LABELS
 
     ts = _t_values(args.t)
     for t in ts:
@@ -136,7 +137,7 @@ def cmd_pegasus(args) -> int:
     ]
     print(f"{'':32s}{'pegasi':>10s}{'cross-fade':>12s}")
     for k, a, b in rows:
-        print(f"{pegasus.SCORECARD_LABELS.get(k, k):32s}{a:10.3f}{b:12.3f}")
+        print(f"{SCORECARD_LABELS.get(k, k):32s}{a:10.3f}{b:12.3f}")
     for path in manifest["files"]:
         print(path)
     return 0

@@ -563,18 +563,6 @@ def scorecard(judge: Judge, images: np.ndarray) -> dict:
     return summarise(judge.score(to_float(images)), slice(None), images)
 
 
-# The scorecard's rows, in words, for the command line and the report.
-SCORECARD_LABELS = {
-    "horse_or_bird_share": "called horse or bird",
-    "mean_min_p": "mean min(P(horse), P(bird))",
-    "best_min_p": "best min(P(horse), P(bird))",
-    "mean_critic_alpha": "mean critic alpha",
-    "mean_sharpness_vs_real": "sharpness vs real photos",
-    "mean_nearest_train_rmse": "nearest training image RMSE",
-    "spread_rmse": "spread within the set (RMSE)",
-}
-
-
 def summarise(scores: dict, keep, images: np.ndarray) -> dict:
     """The scorecard of a set of images: shares, means and the best recognisability."""
     pick_ = {k: np.asarray(v)[keep] for k, v in scores.items()}

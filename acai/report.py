@@ -31,6 +31,18 @@ LABELS = {
 }
 
 
+# The scorecard's rows, in words, for the command line and the report.
+SCORECARD_LABELS = {
+    "horse_or_bird_share": "called horse or bird",
+    "mean_min_p": "mean min(P(horse), P(bird))",
+    "best_min_p": "best min(P(horse), P(bird))",
+    "mean_critic_alpha": "mean critic alpha",
+    "mean_sharpness_vs_real": "sharpness vs real photos",
+    "mean_nearest_train_rmse": "nearest training image RMSE",
+    "spread_rmse": "spread within the set (RMSE)",
+}
+
+
 def fmt(key: str, value) -> str:
     if key.endswith("accuracy"):
         return f"{100 * value:.1f}%"
@@ -68,6 +80,7 @@ img.pixels {{ image-rendering: pixelated; }}
 figure {{ display: inline-block; margin: 0.5em 1em 0.5em 0; vertical-align: top; }}
 pre {{ background: #f6f6f6; padding: 0.7em; overflow-x: auto; font-size: 12px; }}
 .note {{ color: #a33; }}
+code.key {{ color: #888; font-size: 11px; }}
 </style></head><body>
 <h1>ACAI report: {name}</h1>
 <p>Step {run.step} ({run.step * run.config.batch / 1024:.0f} kimg) on
@@ -178,12 +191,13 @@ def _pegasi(folder: Path) -> str:
         summary = {who: summary[who] for who in ("pegasi", "crossfade") if who in summary}
         keys = list(summary.get("pegasi", {}))
         cells = "".join(
-            f"<tr><td>{html.escape(k)}</td>"
+            f'<tr><td>{html.escape(SCORECARD_LABELS.get(k, k))} <code class="key">{k}</code></td>'
             + "".join(f"<td>{summary[who][k]:.3f}</td>" for who in summary)
             + "</tr>"
             for k in keys
         )
-        head = "".join(f"<th>{html.escape(who)}</th>" for who in summary)
+        names = {"pegasi": "pegasi", "crossfade": "pixel cross-fade"}
+        head = "".join(f"<th>{names[who]}</th>" for who in summary)
         text = f"<table><tr><th>scorecard</th>{head}</tr>{cells}</table>"
     return "".join(f"<figure>{p}</figure>" for p in parts) + text
 

@@ -80,6 +80,7 @@ def test_report_shows_pegasi_made_for_the_run(run_copy):
     evaluate.evaluate(run_copy)
     page = (run_copy / "report.html").read_text()
     assert "<h2>Pegasi</h2>" in page and "horse_or_bird_share" in page and "0.700" in page
+    assert "called horse or bird" in page and "pixel cross-fade" in page  # rows in words
 
 
 def test_compare_puts_runs_side_by_side_and_marks_the_best(run_copy, tmp_path):
