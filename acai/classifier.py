@@ -131,3 +131,16 @@ class Classifier:
         """uint8 images (B, H, W, C) -> class probabilities (B, num_classes)."""
         logits = self.model.predict(to_float(images), batch_size=256, verbose=0)
         return np.asarray(keras.ops.softmax(logits, axis=-1))
+
+    def features_and_probabilities(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 images (B, H, W, C) -> (penultimate features (B, d), probabilities)."""
+        if not hasattr(self, "_both"):
+            head = self.model.get_layer("logits")
+            self._both = keras.Model(self.model.inputs, [head.input, self.model.outputs[0]])
+        features, logits = self._both.predict(to_float(images), batch_size=256, verbose=0)
+        return np.asarray(features), np.asarray(keras.ops.softmax(logits, axis=-1))
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """uint8 images (B, H, W, C) -> the penultimate layer's features (B, d), what KID
+        compares (`acai.metrics.kid`)."""
+        return self.features_and_probabilities(images)[0]

@@ -101,7 +101,7 @@ def cmd_interpolate(args) -> int:
 
 def cmd_pegasus(args) -> int:
     from acai import pegasus
-    from acai.report import SCORECARD_LABELS
+    from acai.report import SCORECARD_LABELS, realism_text
 
     ts = _t_values(args.t)
     for t in ts:
@@ -138,6 +138,7 @@ def cmd_pegasus(args) -> int:
     print(f"{'':32s}{'pegasi':>10s}{'cross-fade':>12s}")
     for k, a, b in rows:
         print(f"{SCORECARD_LABELS.get(k, k):32s}{a:10.3f}{b:12.3f}")
+    print(realism_text(manifest["realism"]))
     for path in manifest["files"]:
         print(path)
     return 0
@@ -145,10 +146,15 @@ def cmd_pegasus(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from acai import evaluate as evaluate_lib
+    from acai.report import realism_text
 
-    result = evaluate_lib.evaluate(args.workdir, out=args.out, pegasi=args.pegasi)
+    result = evaluate_lib.evaluate(
+        args.workdir, out=args.out, pegasi=args.pegasi, classifier=args.classifier
+    )
     print(f"acai: step {result['step']} of {args.workdir}")
     print(evaluate_lib.summary(result))
+    if "realism" in result:
+        print(realism_text(result["realism"]))
     for path in result["files"]:
         print(path)
     return 0
@@ -268,6 +274,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("workdir", metavar="WORKDIR", help="a trained run")
     p.add_argument("--out", help="where the two files go (default: WORKDIR)")
     p.add_argument("--pegasi", help="a folder from acai pegasus to show (default: WORKDIR/pegasi)")
+    p.add_argument(
+        "--classifier",
+        default=DEFAULT_CLASSIFIER,
+        help="from acai classifier; when it exists, horse-bird realism (KID) is measured too",
+    )
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_evaluate)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from acai import data as data_lib
-from acai import lines, metrics
+from acai import lines, metrics, realism
 from acai.errors import AcaiError, WorkdirError
 from acai.images import to_float, write_atomic, write_json
 from acai.report import HIGHER_BETTER, LABELS, LOWER_BETTER, fmt, report_html
@@ -24,8 +24,15 @@ CLUSTER_IMAGES = 10_000  # test images whose latents k-means clusters
 # --- metrics ---------------------------------------------------------------------------------
 
 
-def compute_metrics(run: Run, data: data_lib.ImageData, *, seed: int = 0) -> dict:
+def compute_metrics(run: Run, data: data_lib.ImageData, *, seed: int = 0, classifier=None) -> dict:
     """Every metric of a run on its held-out split; the lines metrics for lines32 runs.
+
+    Args:
+      run: a loaded run.
+      data: its data.
+      seed: seeds the drawn images and pairs.
+      classifier: an `acai.classifier.Classifier`; with it, and horses and birds in the data,
+        "realism" holds `acai.realism.realism`'s KID figures.
 
     Returns:
       {"step", "images", "advweight", "rmse", "probe_accuracy", "kmeans_accuracy", ...};
@@ -46,6 +53,8 @@ def compute_metrics(run: Run, data: data_lib.ImageData, *, seed: int = 0) -> dic
     result["kmeans_accuracy"] = metrics.clustering_accuracy(data.test_labels[order], clusters)
     if run.config.data == lines.LINES_SOURCE:
         result.update(lines_metrics(run, seed=seed))
+    if classifier is not None and {"horse", "bird"} <= set(data.class_names):
+        result["realism"] = realism.realism(run, data, classifier, seed=seed)
     return result
 
 
@@ -80,7 +89,11 @@ def _encode(run: Run, images_uint8: np.ndarray, batch: int = 500) -> np.ndarray:
 
 
 def evaluate(
-    workdir: str | Path, *, out: str | Path | None = None, pegasi: str | Path | None = None
+    workdir: str | Path,
+    *,
+    out: str | Path | None = None,
+    pegasi: str | Path | None = None,
+    classifier: str | Path | None = None,
 ) -> dict:
     """Writes metrics.json and report.html for a trained run.
 
@@ -89,6 +102,8 @@ def evaluate(
       out: where the two files go (default: the run's folder).
       pegasi: a folder `acai pegasus` wrote, shown in the report (default: <workdir>/pegasi,
         if it exists).
+      classifier: a `classifier.keras` from `acai classifier`; if the file exists, the
+        horse-bird realism (KID) is measured too.
 
     Returns:
       The metrics, with "files" listing what was written.
@@ -102,7 +117,12 @@ def evaluate(
         )
     out = Path(out) if out is not None else run.workdir
     out.mkdir(parents=True, exist_ok=True)
-    result = compute_metrics(run, data)
+    judge = None
+    if classifier is not None and Path(classifier).is_file():
+        from acai.classifier import Classifier
+
+        judge = Classifier(classifier)
+    result = compute_metrics(run, data, classifier=judge)
     write_json(out / "metrics.json", result)
     pegasi = Path(pegasi) if pegasi is not None else run.workdir / "pegasi"
     page = report_html(run, data, result, pegasi_dir=pegasi)

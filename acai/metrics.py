@@ -75,3 +75,33 @@ def clustering_accuracy(labels, clusters) -> float:
     np.add.at(counts, (clusters, labels), 1)
     rows, cols = linear_sum_assignment(-counts)
     return float(counts[rows, cols].sum() / len(labels))
+
+
+def polynomial_kernel(a, b) -> np.ndarray:
+    """KID's kernel between rows of features: k(x, y) = (x.y / d + 1)^3, d the feature count."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return (a @ b.T / a.shape[1] + 1.0) ** 3
+
+
+def kid(features, real_features) -> float:
+    """Kernel inception distance: the unbiased estimate of the squared MMD between two sets
+    of features under `polynomial_kernel` (Binkowski et al. 2018), over the whole sets.
+
+    Args:
+      features: (N, d) features of the images judged, N >= 2.
+      real_features: (M, d) features of real images, M >= 2.
+
+    Returns:
+      The estimate; its expectation is 0 when both sets come from one distribution, and it can
+      read slightly below 0 then.
+    """
+    x, y = np.asarray(features), np.asarray(real_features)
+    if len(x) < 2 or len(y) < 2 or x.shape[1] != y.shape[1]:
+        raise ValueError(
+            f"KID needs two sets of >= 2 same-length features, got {x.shape} {y.shape}"
+        )
+    n, m = len(x), len(y)
+    k_xx, k_yy = polynomial_kernel(x, x), polynomial_kernel(y, y)
+    within_x = (k_xx.sum() - np.trace(k_xx)) / (n * (n - 1))
+    within_y = (k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+    return float(within_x + within_y - 2.0 * polynomial_kernel(x, y).mean())

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from acai import data as data_lib
+from acai import realism as realism_lib
 from acai.config import PEGASI_CANDIDATES, PEGASI_T
 from acai.errors import AcaiError
 from acai.images import (
@@ -399,6 +400,7 @@ def pegasi(
     candidates: int = PEGASI_CANDIDATES,
     seed: int = 0,
     prefer_white: bool = False,
+    realism_pairs: int = realism_lib.PAIRS,
     out: str | Path,
 ) -> dict:
     """Makes `n` pegasi from distinct test horse-bird pairs, keeping the best-scoring ones.
@@ -417,6 +419,7 @@ def pegasi(
       candidates: pairs to score (at least n).
       seed: seeds the choice of pairs.
       prefer_white: rank white-ish pegasi higher.
+      realism_pairs: random pairs, every one kept, on which `acai.realism` measures KID.
       out: the output folder.
 
     Returns:
@@ -469,6 +472,7 @@ def pegasi(
             "pegasi": summarise(scores, keep, images),
             "crossfade": summarise(fade_scores, slice(None), np.asarray(to_uint8(fades))),
         },
+        "realism": realism_lib.realism(run, data, judge.classifier, pairs=realism_pairs, seed=seed),
         "images": [
             {
                 "rank": r,

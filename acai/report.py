@@ -43,6 +43,47 @@ SCORECARD_LABELS = {
 }
 
 
+# The realism table's rows (acai.realism.SETS), in words.
+REALISM_LABELS = {
+    "real": "real test photos (the floor)",
+    "reconstruction": "reconstructions",
+    "slerp": "slerp interpolants, t = 0.5",
+    "lerp": "lerp interpolants, t = 0.5",
+    "crossfade": "pixel cross-fade of the photos",
+    "crossfade_reconstructions": "cross-fade of the reconstructions",
+}
+
+
+def realism_rows(realism: dict) -> list[tuple[str, str, str, str]]:
+    """(set, KID x 1000 per draw, called horse or bird, mean min(P(horse), P(bird))) rows."""
+    return [
+        (
+            label,
+            " / ".join(f"{1000 * v:.2f}" for v in realism["kid_draws"][key]),
+            f"{100 * realism['horse_or_bird_share'][key]:.1f}%",
+            f"{realism['mean_min_p'][key]:.3f}",
+        )
+        for key, label in REALISM_LABELS.items()
+        if key in realism["kid"]
+    ]
+
+
+REALISM_HEADER = ("", "KID x 1000 (draws)", "horse or bird", "mean min(P)")
+
+
+def realism_text(realism: dict) -> str:
+    """The realism table as plain text, for the command line."""
+    table = [REALISM_HEADER, *realism_rows(realism)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(REALISM_HEADER))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+    lines.append(
+        f"(KID against {realism['real_images']} real training horses and birds, in the "
+        f"classifier's features, on {realism['pairs']} random test pairs per draw; lower is "
+        "more realistic)"
+    )
+    return "\n".join(lines)
+
+
 def fmt(key: str, value) -> str:
     if key.endswith("accuracy"):
         return f"{100 * value:.1f}%"
@@ -65,6 +106,8 @@ def report_html(run: Run, data: data_lib.ImageData, result: dict, *, pegasi_dir:
         ("Reconstructions", _reconstructions(run, data)),
         ("Interpolations", _interpolations(run, data)),
     ]
+    if "realism" in result:
+        sections.append(("Realism (KID)", _realism(result["realism"])))
     if (pegasi_dir / "pegasi.png").is_file():
         sections.append(("Pegasi", _pegasi(pegasi_dir)))
     sections += [("Networks", _networks(run)), ("Config", _config(run))]
@@ -116,6 +159,22 @@ def _metrics_table(result: dict) -> str:
         f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in rows
     )
     return f"<table>\n{cells}\n</table>"
+
+
+def _realism(realism: dict) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in REALISM_HEADER)
+    cells = "\n".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+        for row in realism_rows(realism)
+    )
+    note = (
+        f"KID (kernel inception distance, lower is more realistic) of each set against "
+        f"{realism['real_images']} real training horses and birds, in the penultimate features "
+        f"of the classifier ({100 * (realism['classifier_test_accuracy'] or 0):.1f}% test "
+        f"accuracy), on {realism['pairs']} random test horse-bird pairs per draw, every pair "
+        f"kept; one figure per independent draw."
+    )
+    return f"<p>{html.escape(note)}</p>\n<table>\n<tr>{head}</tr>\n{cells}\n</table>"
 
 
 def _curves(history: Path) -> str:

@@ -198,6 +198,25 @@ def test_pegasi_keeps_each_pairs_best_t(pegasus_kit, tmp_path):
     assert many["t"] == [0.3, 0.5, 0.7] and {m["t"] for m in many["images"]} <= {0.3, 0.5, 0.7}
     # the same candidate pairs (same seed), each now at its best t: the best can only improve
     assert many["images"][0]["score"] >= one["images"][0]["score"]
+    # realism on random pairs, every one kept: all 6 x 6 test pairs of this tiny data set
+    saved = json.loads((tmp_path / "one" / "pegasi.json").read_text())
+    assert saved["realism"]["pairs"] == 36 and len(saved["realism"]["kid"]) == 6
+
+
+def test_evaluate_with_a_classifier_reports_realism(trained, pegasus_kit, tmp_path):
+    import shutil
+
+    from acai import evaluate
+
+    run_copy = shutil.copytree(trained[1], tmp_path / "run")
+    result = evaluate.evaluate(run_copy, classifier=pegasus_kit[3])
+    saved = json.loads((run_copy / "metrics.json").read_text())
+    assert saved["realism"]["kid"] == pytest.approx(result["realism"]["kid"])
+    assert saved["realism"]["draws"] == 2
+    page = (run_copy / "report.html").read_text()
+    assert "<h2>Realism (KID)</h2>" in page and "pixel cross-fade of the photos" in page
+    without = evaluate.evaluate(run_copy, classifier=tmp_path / "no-such-classifier.keras")
+    assert "realism" not in without
 
 
 # --- the scorecard: real photos must rank above blurred copies and cross-fades ---------------
@@ -272,3 +291,54 @@ def test_best_distinct_uses_each_photo_once_while_it_can():
     assert interp.best_distinct(pairs, score, 3).tolist() == [0, 3, 4]  # horse 1 once, bird 10 once
     # only two distinct pairs exist among the first four: the rest is filled best first
     assert interp.best_distinct(pairs[:4], score[:4], 3).tolist() == [0, 3, 1]
+
+
+# --- realism (KID) ---------------------------------------------------------------------------
+
+
+def test_realism_image_sets_are_built_from_the_same_pairs(pegasus_kit):
+    from acai import realism
+
+    run, data, _, _ = pegasus_kit
+    pairs = realism.draw_pairs(data, 8, np.random.default_rng(0))
+    horse, bird = data.class_names.index("horse"), data.class_names.index("bird")
+    assert (data.test_labels[pairs[:, 0]] == horse).all()
+    assert (data.test_labels[pairs[:, 1]] == bird).all()
+    assert len({tuple(p) for p in pairs}) == 8
+    sets = realism.image_sets(run, data, pairs)
+    assert set(sets) == set(realism.SETS)
+    assert all(
+        images.shape == (8, 32, 32, 3) and images.dtype == np.uint8 for images in sets.values()
+    )
+    photos = data.test_images[pairs]  # (8, 2, 32, 32, 3)
+    np.testing.assert_array_equal(sets["real"][0::2], photos[0::2, 0])
+    np.testing.assert_array_equal(sets["real"][1::2], photos[1::2, 1])
+    fade = photos.astype(np.float64).mean(axis=1)
+    assert np.abs(sets["crossfade"] - fade).max() <= 1.0  # rounding to uint8 only
+    assert not np.array_equal(sets["slerp"], sets["crossfade"])
+
+
+def test_realism_reports_kid_for_every_set_and_two_draws(pegasus_kit):
+    from acai import realism
+
+    run, data, _, path = pegasus_kit
+    classifier = classifier_lib.Classifier(path)
+    result = realism.realism(run, data, classifier, pairs=6, real=20, draws=2)
+    assert set(result["kid"]) == set(realism.SETS)
+    for name, draws in result["kid_draws"].items():
+        assert len(draws) == 2 and np.isfinite(draws).all()
+        assert result["kid"][name] == pytest.approx(np.mean(draws), abs=1e-5)
+    moves = max(max(d) - min(d) for d in result["kid_draws"].values())
+    assert result["kid_moves"] == pytest.approx(moves, abs=1e-4)
+    assert all(0 <= v <= 1 for v in result["horse_or_bird_share"].values())
+    assert all(0 <= v <= 0.5 for v in result["mean_min_p"].values())
+    features = classifier.features(data.test_images[:3])
+    assert features.shape[0] == 3 and features.ndim == 2
+    # the features feed the classifier's last layer: they give its probabilities back
+    head = classifier.model.get_layer("logits")
+    logits = np.asarray(head(features))
+    np.testing.assert_allclose(
+        np.exp(logits) / np.exp(logits).sum(1, keepdims=True),
+        classifier.probabilities(data.test_images[:3]),
+        atol=1e-5,
+    )
