@@ -1,47 +1,58 @@
-"""`acai bench`: training speed of the fit() path against a bare compiled step, same process."""
+"""`acai bench`: training speed of the trainer's loop, Keras' fit(), a bare compiled step, a
+plain Keras step of the same networks and the CPU's or GPU's matmul peak, all in one process."""
 
 from __future__ import annotations
 
 import statistics
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from acai import callbacks as cb
 from acai import data as data_lib
-from acai import loop
+from acai import loop, networks
 from acai import model as model_lib
 from acai import trainer as train_lib
 from acai.config import Config
 
 SYNTHETIC_IMAGES = 2048
 NUM_CLASSES = 10
+IMAGE_SHAPE = (32, 32, 3)
+PEAK_SIZE = 2048  # the peak is timed on (PEAK_SIZE, PEAK_SIZE) @ (PEAK_SIZE, PEAK_SIZE)
 
 
-def bench(config: Config, *, steps: int = 20, rounds: int = 3, warmup: int = 3) -> dict:
+def bench(
+    config: Config, *, steps: int = 20, rounds: int = 3, warmup: int = 3, reference: bool = False
+) -> dict:
     """Measures training images/second on synthetic data for `config`'s networks.
 
     Three ways of driving the same `train_step` are timed in alternating rounds, so that noise
     on a shared machine hits them alike; each figure is the median over rounds: the trainer's
     loop (`acai.loop.fit` with the per-execution callbacks `acai train` uses), Keras'
-    `fit()` with the same callbacks, and a bare `tf.function` of the step on a twin model.
+    `fit()` with the same callbacks, a bare `tf.function` of the step on a twin model, a large
+    matmul in the step's compute dtype (the machine's peak) and, with `reference`, a plain Keras
+    step of the same networks and losses (`reference_step`).
 
     Args:
       config: the networks, batch, precision, XLA and steps_per_execution settings to measure.
       steps: training steps per timed round.
       rounds: timed rounds of each kind.
       warmup: untimed steps after compilation.
+      reference: also time `reference_step`.
 
     Returns:
       The figures: images_per_second (the trainer's loop), keras_fit_images_per_second,
-      bare_images_per_second, their ratios, and the settings.
+      bare_images_per_second, their ratios, flops_per_image, peak_gflops and peak_fraction (the
+      loop's FLOP/s over the peak), with `reference` reference_images_per_second and
+      vs_reference, and the settings.
     """
     precision = train_lib.resolve_precision(config.precision)
     jit = train_lib.resolve_jit(config.jit_compile)
     per_call = train_lib.resolve_steps_per_execution(config.steps_per_execution)
     rng = np.random.default_rng(config.seed)
-    images = rng.integers(0, 256, (SYNTHETIC_IMAGES, 32, 32, 3), dtype=np.uint8)
+    images = rng.integers(0, 256, (SYNTHETIC_IMAGES, *IMAGE_SHAPE), dtype=np.uint8)
     labels = rng.integers(0, NUM_CLASSES, SYNTHETIC_IMAGES).astype(np.int32)
     strategy = tf.distribute.get_strategy()
 
@@ -50,7 +61,7 @@ def bench(config: Config, *, steps: int = 20, rounds: int = 3, warmup: int = 3) 
 
     def build():
         return model_lib.build(
-            config, image_shape=(32, 32, 3), num_classes=NUM_CLASSES, precision=precision, jit=jit
+            config, image_shape=IMAGE_SHAPE, num_classes=NUM_CLASSES, precision=precision, jit=jit
         )
 
     model, keras_model, twin = build(), build(), build()
@@ -78,11 +89,11 @@ def bench(config: Config, *, steps: int = 20, rounds: int = 3, warmup: int = 3) 
         )
         return keras_model.history.history["images_per_second"][-1]
 
-    def time_bare():
+    def time_step(step):
         start = time.perf_counter()
         for _ in range(steps):
-            logs = bare_step(next(bare_iterator))
-        float(logs["loss_ae"])  # wait for the last step
+            out = step(next(bare_iterator))
+        float(tf.nest.flatten(out)[0])  # wait for the last step
         return steps * config.batch / (time.perf_counter() - start)
 
     timers = {
@@ -90,19 +101,42 @@ def bench(config: Config, *, steps: int = 20, rounds: int = 3, warmup: int = 3) 
             model, strategy, iterator, batch=config.batch, steps=steps, per_call=per_call, jit=jit
         ),
         "keras_fit": time_keras_fit,
-        "bare": time_bare,
+        "bare": lambda: time_step(bare_step),
     }
+    if reference:
+        plain_step = reference_step(
+            config, image_shape=IMAGE_SHAPE, num_classes=NUM_CLASSES, precision=precision, jit=jit
+        )
+        for _ in range(warmup + 1):
+            plain_step(next(bare_iterator))
+        timers["reference"] = lambda: time_step(plain_step)
+    peak_dtype = keras.mixed_precision.Policy(precision).compute_dtype
+    timers["peak"] = peak_timer(peak_dtype)
     speeds = {name: [] for name in timers}
     for _ in range(rounds):
         for name, timer in timers.items():
             speeds[name].append(timer())
     median = {name: statistics.median(values) for name, values in speeds.items()}
+    flops = flops_per_image(model)
+    compared = (
+        {
+            "reference_images_per_second": round(median["reference"], 1),
+            "vs_reference": round(median["loop"] / median["reference"], 3),
+        }
+        if reference
+        else {}
+    )
     return {
         "images_per_second": round(median["loop"], 1),
         "keras_fit_images_per_second": round(median["keras_fit"], 1),
         "bare_images_per_second": round(median["bare"], 1),
         "loop_vs_keras_fit": round(median["loop"] / median["keras_fit"], 3),
         "loop_vs_bare": round(median["loop"] / median["bare"], 3),
+        **compared,
+        "flops_per_image": flops,
+        "peak_dtype": peak_dtype,
+        "peak_gflops": round(median["peak"] / 1e9, 1),
+        "peak_fraction": round(median["loop"] * flops / median["peak"], 3),
         "step_ms": round(1000 * config.batch / median["loop"], 1),
         "compile_s": round(compile_s, 1),
         "precision": precision,
@@ -114,7 +148,12 @@ def bench(config: Config, *, steps: int = 20, rounds: int = 3, warmup: int = 3) 
         "latent_width": config.latent_width,
         "steps": steps,
         "rounds": rounds,
-        **{f"{name}_rounds": [round(v, 1) for v in values] for name, values in speeds.items()},
+        **{
+            f"{name}_rounds": [round(v, 1) for v in values]
+            for name, values in speeds.items()
+            if name != "peak"
+        },
+        "peak_gflops_rounds": [round(v / 1e9, 1) for v in speeds["peak"]],
     }
 
 
@@ -136,3 +175,117 @@ def time_loop(
         jit=jit,
     )
     return model.history.history["images_per_second"][-1]
+
+
+def multiply_adds(network: keras.Model) -> int:
+    """Multiply-adds of one image's forward pass through the convolutions and dense layers of
+    `network` (nested models included); pooling, activations and the like are not counted."""
+    total = 0
+    for layer in network.layers:
+        if isinstance(layer, keras.Model):
+            total += multiply_adds(layer)
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, height, width, filters = layer.output.shape
+            kernel_h, kernel_w = layer.kernel_size
+            total += height * width * filters * kernel_h * kernel_w * layer.input.shape[-1]
+        elif isinstance(layer, keras.layers.Dense):
+            total += layer.input.shape[-1] * layer.units
+    return total
+
+
+def flops_per_image(model: model_lib.ACAI) -> int:
+    """FLOPs of one training image, forward and backward, as `acai bench` counts them.
+
+    2 FLOPs per multiply-add (`multiply_adds`). Per image the step runs the encoder once, the
+    decoder twice (reconstruction and mix), the critic twice (interpolant and regularised
+    reconstruction) and the probe once; a backward pass costs twice its forward pass, so the
+    total is 3x the forward.
+    """
+    forward = (
+        multiply_adds(model.encoder)
+        + 2 * multiply_adds(model.decoder)
+        + 2 * multiply_adds(model.critic)
+        + multiply_adds(model.probe)
+    )
+    return 3 * 2 * forward
+
+
+def peak_timer(dtype: str, *, size: int = PEAK_SIZE, repeats: int = 3):
+    """A function timing `repeats` (size, size) matmuls in `dtype`, returning FLOP/s.
+
+    A convolution runs as this kernel, in the step's compute dtype, so its speed in the same
+    process is the peak the step is measured against.
+    """
+    a = tf.cast(tf.random.uniform((size, size), -1.0, 1.0, seed=1), dtype)
+    b = tf.cast(tf.random.uniform((size, size), -1.0, 1.0, seed=2), dtype)
+    matmul = tf.function(tf.linalg.matmul)
+    float(matmul(a, b)[0, 0])  # traces
+
+    def time_peak():
+        start = time.perf_counter()
+        for _ in range(repeats):
+            c = matmul(a, b)
+        float(c[0, 0])
+        return repeats * 2 * size**3 / (time.perf_counter() - start)
+
+    return time_peak
+
+
+def reference_step(config: Config, *, image_shape, num_classes: int, precision: str, jit: bool):
+    """A plain Keras 3 ACAI train step of the same networks and losses, as a user would write
+    it: a decoder call for the reconstructions and another for the mixes, a critic call for the
+    interpolants and another for the regularised reconstructions, three Adam optimizers, one
+    `tf.function`.
+
+    Returns:
+      A function (images, labels) -> the autoencoder's loss that trains the networks one step.
+    """
+    size = image_shape[0] >> config.scales
+    latent_shape = (size, size, config.latent)
+    shape = {"scales": config.scales, "dtype": precision}
+    encoder = networks.encoder(image_shape, depth=config.depth, latent=config.latent, **shape)
+    decoder = networks.decoder(latent_shape, depth=config.depth, colors=image_shape[-1], **shape)
+    critic = networks.critic(
+        image_shape, depth=config.advdepth or config.depth, latent=config.latent, **shape
+    )
+    probe = networks.probe(latent_shape, num_classes=num_classes)
+    optimizers = [keras.optimizers.Adam(config.lr) for _ in range(3)]
+    if precision == "mixed_float16":
+        optimizers = [keras.optimizers.LossScaleOptimizer(o) for o in optimizers]
+    trained = [
+        encoder.trainable_variables + decoder.trainable_variables,
+        critic.trainable_variables,
+        probe.trainable_variables,
+    ]
+    for optimizer, variables in zip(optimizers, trained):
+        optimizer.build(variables)
+
+    @tf.function(jit_compile=jit)
+    def step(data):
+        x, labels = data
+        alpha = model_lib.fold_alpha(tf.random.uniform((tf.shape(x)[0], 1, 1, 1)))
+        with tf.GradientTape(persistent=True) as tape:
+            z = encoder(x, training=True)
+            x_hat = decoder(z, training=True)
+            x_mix = decoder(alpha * z + (1 - alpha) * z[::-1], training=True)
+            critic_mix = critic(x_mix, training=True)
+            critic_real = critic(x_hat + config.reg * (x - x_hat), training=True)
+            loss_ae = tf.reduce_mean(tf.square(x - x_hat)) + config.advweight * tf.reduce_mean(
+                tf.square(critic_mix)
+            )
+            loss_critic = tf.reduce_mean(
+                tf.square(critic_mix - tf.reshape(alpha, (-1, 1)))
+            ) + tf.reduce_mean(tf.square(critic_real))
+            logits = probe(tf.stop_gradient(z), training=True)
+            loss_probe = tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+            )
+            losses = [
+                o.scale_loss(loss)
+                for o, loss in zip(optimizers, [loss_ae, loss_critic, loss_probe])
+            ]
+        for optimizer, variables, loss in zip(optimizers, trained, losses):
+            optimizer.apply(tape.gradient(loss, variables), variables)
+        return loss_ae
+
+    return step

@@ -42,7 +42,7 @@ def cmd_bench(args) -> int:
     config = _config(args)
     from acai import bench as bench_lib
 
-    result = bench_lib.bench(config, steps=args.steps, rounds=args.rounds)
+    result = bench_lib.bench(config, steps=args.steps, rounds=args.rounds, reference=args.reference)
     print(json.dumps(result))
     return 0
 
@@ -228,7 +228,12 @@ def make_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("bench", help="time training steps on synthetic data")
     _add_config_args(p)
     p.add_argument("--steps", type=int, default=20, help="steps per timed round")
-    p.add_argument("--rounds", type=int, default=3, help="timed rounds of fit and of the bare step")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds of each way of stepping")
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="also time a plain Keras train step of the same networks in one tf.function",
+    )
     p.set_defaults(func=cmd_bench)
 
     p = commands.add_parser("export", help="a trained run as .keras files and a SavedModel")
