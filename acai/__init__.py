@@ -9,6 +9,10 @@ import sys
 # TensorFlow's C++ notes (CUDA probing, oneDNN) drown the command line's output; the command
 # also filters the lines written before this is read. TF_CPP_MIN_LOG_LEVEL=0 shows them all.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow uses its oneDNN kernels by default only on CPUs with AVX-512 VNNI/BF16 or AMX; on
+# a 2-core AVX2 EPYC they made the training step about 1.5x faster. Read when TensorFlow
+# starts, so it only takes effect if acai is imported first; TF_ENABLE_ONEDNN_OPTS=0 opts out.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from acai.config import Config  # noqa: E402
 from acai.errors import AcaiError, ConfigError, DataError, WorkdirError  # noqa: E402
