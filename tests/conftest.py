@@ -44,12 +44,13 @@ def image_tree(tmp_path):
 
 
 def tiny_config_for(image_tree):
-    """A config that trains in seconds: 2 epochs of 4 steps of 8 images, depth 4."""
+    """A config that trains in seconds: 2 epochs of 4 steps of 8 images, depth 4, one
+    down-sampling level (a 16x16x4 latent: a small graph to trace)."""
     return Config(
         data=str(image_tree),
         depth=4,
         latent=4,
-        latent_width=4,
+        latent_width=16,
         batch=8,
         total_kimg=64 / 1024,
         epoch_kimg=32 / 1024,

@@ -103,7 +103,7 @@ def test_export_writes_every_artefact_and_the_metadata(exported):
     assert metadata == {k: v for k, v in result.items() if k not in ("out", "sizes")}
     assert metadata["step"] == 8 and metadata["acai_version"] == acai.__version__
     assert metadata["class_names"] == ["bird", "horse"]
-    assert metadata["image_shape"] == [32, 32, 3] and metadata["latent_shape"] == [4, 4, 4]
+    assert metadata["image_shape"] == [32, 32, 3] and metadata["latent_shape"] == [16, 16, 4]
     config = json.loads((workdir / "config.json").read_text())
     assert metadata["config"] == {**config, "data": "images"}  # the folder's name, not its path
     assert metadata["pixel_scaling"]["to_model"] == "x / 127.5 - 1"
@@ -116,7 +116,7 @@ def test_saved_model_matches_keras_in_a_process_without_acai(exported, tmp_path)
     _, out, _ = exported
     rng = np.random.default_rng(0)
     a, b = rng.integers(0, 256, (2, 5, 32, 32, 3), dtype=np.uint8)
-    z = rng.normal(size=(5, 4, 4, 4)).astype(np.float32)
+    z = rng.normal(size=(5, 16, 16, 4)).astype(np.float32)
     np.savez(tmp_path / "given.npz", a=a, b=b, z=z)
     run_python(SERVE, out / "saved_model", tmp_path / "given.npz", tmp_path / "served.npz")
     served = np.load(tmp_path / "served.npz")
@@ -129,7 +129,7 @@ def test_saved_model_matches_keras_in_a_process_without_acai(exported, tmp_path)
     np.testing.assert_array_equal(served["interpolate"], interpolated)
     np.testing.assert_array_equal(served["serving_default"], interpolated)
     np.testing.assert_array_equal(served["decode"], fns["decode"](z).numpy())
-    assert served["encode"].dtype == np.float32 and served["encode"].shape == (5, 4, 4, 4)
+    assert served["encode"].dtype == np.float32 and served["encode"].shape == (5, 16, 16, 4)
     np.testing.assert_allclose(served["encode"], fns["encode"](a).numpy(), rtol=0, atol=1e-5)
 
 
@@ -168,7 +168,7 @@ def test_network_files_load_with_keras_alone(exported, tmp_path):
     workdir, out, _ = exported
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
-    z = rng.normal(size=(3, 4, 4, 4)).astype(np.float32)
+    z = rng.normal(size=(3, 16, 16, 4)).astype(np.float32)
     np.savez(tmp_path / "given.npz", x=x, z=z)
     run_python(NETWORKS, tmp_path / "given.npz", out, tmp_path / "outputs.npz")
     outputs = np.load(tmp_path / "outputs.npz")
