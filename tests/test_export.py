@@ -59,15 +59,12 @@ assert "acai" not in sys.modules
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """A tiny run trained and exported once for the module: (workdir, out, result)."""
-    from .conftest import tiny_config_for, write_image_tree
-
-    root = tmp_path_factory.mktemp("exported")
-    config = tiny_config_for(write_image_tree(root / "images"))
-    acai.train(config, root / "run", verbose=0)
-    result = export_lib.export(root / "run", root / "out")
-    return root / "run", root / "out", result
+def exported(trained, tmp_path_factory):
+    """The session's tiny trained run (read, never changed), exported once for the module:
+    (workdir, out, result)."""
+    _, workdir, _ = trained
+    out = tmp_path_factory.mktemp("exported") / "out"
+    return workdir, out, export_lib.export(workdir, out)
 
 
 def run_python(script, *args):
