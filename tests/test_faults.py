@@ -58,13 +58,11 @@ def poison(monkeypatch):
     return factor
 
 
-def test_a_non_finite_loss_stops_naming_the_step_and_the_good_checkpoint(
-    tiny_config, tmp_path, poison
-):
-    workdir = tmp_path / "run"
-    acai.train(tiny_config, workdir, verbose=0)  # steps 1-8, checkpoints 4 and 8
+def test_a_non_finite_loss_stops_naming_the_step_and_the_good_checkpoint(trained, tmp_path, poison):
+    config, trained_run, _ = trained
+    workdir = shutil.copytree(trained_run, tmp_path / "run")  # steps 1-8, checkpoints 4 and 8
     poison.assign(float("nan"))
-    longer = tiny_config.replace(total_kimg=128 / 1024)
+    longer = config.replace(total_kimg=128 / 1024)
     with pytest.raises(trainer.TrainingError, match=r"loss_ae became non-finite at step 9.*ckpt-8"):
         acai.train(longer, workdir, verbose=0)
     run = run_lib.load_run(workdir)
@@ -90,10 +88,10 @@ def test_mixed_float16_skips_a_non_finite_step(poison):
 
 
 def test_a_full_disk_while_saving_is_a_clear_error_and_keeps_the_last_checkpoint(
-    tiny_config, tmp_path, monkeypatch
+    trained, tmp_path, monkeypatch
 ):
-    workdir = tmp_path / "run"
-    acai.train(tiny_config, workdir, verbose=0)
+    config, trained_run, _ = trained
+    workdir = shutil.copytree(trained_run, tmp_path / "run")  # steps 1-8, checkpoints 4 and 8
     real_save = tf.train.CheckpointManager.save
 
     def full_disk(self, *args, **kwargs):
@@ -101,7 +99,7 @@ def test_a_full_disk_while_saving_is_a_clear_error_and_keeps_the_last_checkpoint
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(tf.train.CheckpointManager, "save", full_disk)
-    longer = tiny_config.replace(total_kimg=96 / 1024)
+    longer = config.replace(total_kimg=96 / 1024)
     with pytest.raises(WorkdirError, match="No space left on device.*ckpt-8.*intact"):
         acai.train(longer, workdir, verbose=0)
     monkeypatch.setattr(tf.train.CheckpointManager, "save", real_save)
