@@ -1,3 +1,4 @@
+import functools
 import json
 import shutil
 import subprocess
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 import acai
+from acai import data as data_lib
 from acai import diagrams, evaluate
 from acai.images import save_png
 
@@ -95,7 +97,12 @@ def test_compare_puts_runs_side_by_side_and_marks_the_best(run_copy, tmp_path):
     assert (other / "metrics.json").is_file()  # computed once, reused next time
 
 
-def test_lines_run_reports_mean_distance_and_smoothness(tmp_path):
+def test_lines_run_reports_mean_distance_and_smoothness(tmp_path, monkeypatch):
+    # Smaller sizes, the same code: 2048 training and 512 test lines instead of 65536 and
+    # 5000, and 64 seeded evaluation pairs instead of 256.
+    small = functools.partial(data_lib.load_lines, train=2048, test=512)
+    monkeypatch.setattr(data_lib, "load_lines", small)
+    monkeypatch.setattr(evaluate, "LINE_PAIRS", 64)
     config = acai.Config(
         data="lines32",
         depth=4,
