@@ -1,6 +1,7 @@
 """Shared fixtures: tiny image folders and configs small enough to train in seconds."""
 
 import os
+import subprocess
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -25,6 +26,29 @@ def write_image_tree(root, *, per_class=(24, 6), size=32, seed=0):
                 pixels = np.clip(base + rng.normal(0, 30, (size, size, 3)), 0, 255)
                 Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i:04d}.png")
     return root
+
+
+def run_side_by_side(*commands, timeout=300, **popen_args):
+    """Runs independent commands at the same time and returns their CompletedProcess, in order.
+
+    Each `acai` command spends its first seconds loading TensorFlow on one core; two started
+    together use both cores of a small machine.
+    """
+    processes = [
+        subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen_args)
+        for c in commands
+    ]
+    try:
+        results = []
+        for command, process in zip(commands, processes):
+            out, err = process.communicate(timeout=timeout)
+            results.append(subprocess.CompletedProcess(command, process.returncode, out, err))
+        return results
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 @pytest.fixture(scope="session", autouse=True)

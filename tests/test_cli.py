@@ -7,6 +7,8 @@ import pytest
 
 from acai import cli
 
+from .conftest import run_side_by_side
+
 
 def run_acai(*args, cwd=None):
     return subprocess.run(
@@ -45,18 +47,13 @@ def test_bad_data_is_one_line_and_leaves_the_workdir_alone(tmp_path, image_tree)
     workdir = tmp_path / "run"
     workdir.mkdir()
     (workdir / "notes.txt").write_text("keep me")
-    result = run_acai("train", "--workdir", str(workdir), "--data", str(tmp_path / "missing"))
-    assert_one_line_error(result, "does not exist")
-    result = run_acai(
-        "train",
-        "--workdir",
-        str(workdir),
-        "--data",
-        str(image_tree),
-        "--set",
-        "classes=horse,pegasus",
+    train = [sys.executable, "-m", "acai.cli", "train", "--workdir", str(workdir)]
+    missing, unknown_class = run_side_by_side(
+        [*train, "--data", str(tmp_path / "missing")],
+        [*train, "--data", str(image_tree), "--set", "classes=horse,pegasus"],
     )
-    assert_one_line_error(result, "unknown class 'pegasus'")
+    assert_one_line_error(missing, "does not exist")
+    assert_one_line_error(unknown_class, "unknown class 'pegasus'")
     assert (workdir / "notes.txt").read_text() == "keep me"
 
 

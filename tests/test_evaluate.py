@@ -1,7 +1,6 @@
 import functools
 import json
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -11,6 +10,8 @@ import acai
 from acai import data as data_lib
 from acai import diagrams, evaluate
 from acai.images import save_png
+
+from .conftest import run_side_by_side
 
 
 @pytest.fixture
@@ -124,13 +125,12 @@ def test_lines_run_reports_mean_distance_and_smoothness(tmp_path, monkeypatch):
 
 
 def test_commands_refuse_bad_input_in_one_line(tmp_path):
-    def run(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "acai.cli", *args], capture_output=True, text=True, timeout=120
-        )
-
-    one = run("compare", str(tmp_path))
+    acai_cli = [sys.executable, "-m", "acai.cli"]
+    one, missing = run_side_by_side(
+        [*acai_cli, "compare", str(tmp_path)],
+        [*acai_cli, "evaluate", str(tmp_path / "nothing")],
+        timeout=120,
+    )
     assert one.returncode == 2 and "compare needs two or more runs" in one.stderr
-    missing = run("evaluate", str(tmp_path / "nothing"))
     assert missing.returncode == 2 and "is not a training run" in missing.stderr
     assert "Traceback" not in one.stderr + missing.stderr

@@ -12,6 +12,8 @@ from acai import data as data_lib
 from acai import pegasus as interp
 from acai import run as run_lib
 
+from .conftest import run_side_by_side
+
 
 @pytest.fixture(scope="module")
 def pegasus_kit(trained, tmp_path_factory):
@@ -177,14 +179,12 @@ def test_interpolate_command_end_to_end(trained, pegasus_kit, tmp_path):
         "--out",
         str(tmp_path / "out"),
     ]
-    ok = subprocess.run(
-        [*base, "--horse", "7", "--bird", "2"], capture_output=True, text=True, timeout=300
+    # The refused command stops before writing anything, so both can run at once.
+    ok, wrong = run_side_by_side(
+        [*base, "--horse", "7", "--bird", "2"], [*base, "--horse", "2", "--bird", "7"]
     )
     assert ok.returncode == 0, ok.stderr
     assert "latent_norm_vs_ends" in ok.stdout and str(tmp_path / "out" / "strip.png") in ok.stdout
-    wrong = subprocess.run(
-        [*base, "--horse", "2", "--bird", "7"], capture_output=True, text=True, timeout=300
-    )
     assert wrong.returncode == 2 and "is a bird, not a horse" in wrong.stderr
     assert "Traceback" not in wrong.stderr
 

@@ -11,6 +11,8 @@ from PIL import Image
 from acai import config as config_lib
 from acai import run as run_lib
 
+from .conftest import run_side_by_side
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Runs in a fresh interpreter that imports only TensorFlow, NumPy and PIL.
@@ -83,12 +85,11 @@ def test_interpolate_with_no_workdir_uses_the_shipped_model(tmp_path):
     big = Image.fromarray(np.full((300, 200, 3), 180, np.uint8))
     big.save(tmp_path / "horse.jpg")
     Image.open(run_lib.SAMPLES / "bird_1.jpg").save(tmp_path / "bird.png")
-    result = subprocess.run(
+    acai_cli = [sys.executable, "-m", "acai.cli", "interpolate"]
+    # The second command is refused before it writes anything, so both can run at once.
+    result, without_data = run_side_by_side(
         [
-            sys.executable,
-            "-m",
-            "acai.cli",
-            "interpolate",
+            *acai_cli,
             "--out",
             str(tmp_path / "out"),
             "--horse",
@@ -96,9 +97,7 @@ def test_interpolate_with_no_workdir_uses_the_shipped_model(tmp_path):
             "--bird",
             str(tmp_path / "bird.png"),
         ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [*acai_cli, "--horse", "7000"],
         cwd=tmp_path,  # no runs/ folder and no classifier here
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -106,11 +105,4 @@ def test_interpolate_with_no_workdir_uses_the_shipped_model(tmp_path):
     for name in ("pegasus.png", "pegasus_smooth.png", "strip.png", "pegasus.json"):
         assert (tmp_path / "out" / name).is_file()
     assert Image.open(tmp_path / "out" / "pegasus.png").size == (256, 256)
-    result = subprocess.run(
-        [sys.executable, "-m", "acai.cli", "interpolate", "--horse", "7000"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 2 and "comes without data" in result.stderr
+    assert without_data.returncode == 2 and "comes without data" in without_data.stderr
