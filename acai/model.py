@@ -288,12 +288,6 @@ class ACAI(keras.Model):
         batch = ops.shape(images)[0]
         return fold_alpha(keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator))
 
-    def decode_pair(self, z, z_mix):
-        """Reconstructions and interpolants, (B, H, W, C) each, from one decoder call on both
-        batches: the networks keep no batch statistics, so the math is that of two calls."""
-        both = self.decoder(ops.concatenate([z, z_mix], axis=0), training=True)
-        return ops.split(both, 2, axis=0)
-
     def train_step(self, data):
         x, labels = data
         alpha = self.draw_alpha(x)  # (B, 1, 1, 1)
@@ -301,7 +295,8 @@ class ACAI(keras.Model):
         share = 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape(persistent=True) as tape:
             z = self.encoder(x, training=True)  # (B, h, w, latent)
-            x_hat, x_mix = self.decode_pair(z, mix_latents(z, alpha, groups=self.mix_groups))
+            x_hat = self.decoder(z, training=True)  # (B, H, W, C)
+            x_mix = self.decoder(mix_latents(z, alpha, groups=self.mix_groups), training=True)
             critic_mix = self.critic(x_mix, training=True)  # (B, 1)
             critic_real = self.critic(x_hat + self.reg * (x - x_hat), training=True)
             ae_total, mse, fool = autoencoder_loss(x, x_hat, critic_mix, advweight=self.advweight)

@@ -5,7 +5,6 @@ import tensorflow as tf
 
 from acai import model as model_lib
 from acai.model import ACAI
-from tests.fixed_alpha import FixedAlpha
 
 
 def test_fold_alpha_maps_into_half_interval():
@@ -98,48 +97,6 @@ def tiny_model(cls=ACAI, optimizer=keras.optimizers.Adam, jit_compile=False, **k
     )
     model.build_optimizers()
     return model
-
-
-class UnfusedStep(FixedAlpha):
-    """The oracle for the fused step: a decoder call for the reconstructions and another for
-    the mixes, as the step was first written."""
-
-    def decode_pair(self, z, z_mix):
-        return self.decoder(z, training=True), self.decoder(z_mix, training=True)
-
-
-class RecordingAdam(keras.optimizers.Adam):
-    """Adam that keeps the last gradients it applied (eager steps only)."""
-
-    def apply(self, grads, trainable_variables=None):
-        self.grads = [np.asarray(g) for g in grads]
-        return super().apply(grads, trainable_variables)
-
-
-@pytest.mark.parametrize("mix_groups", [1, 2])
-def test_fused_step_matches_the_unfused_math(mix_groups):
-    keras.utils.set_random_seed(0)
-    models = [
-        tiny_model(cls, optimizer=RecordingAdam, mix_groups=mix_groups)
-        for cls in (FixedAlpha, UnfusedStep)
-    ]
-    models[1].set_weights(models[0].get_weights())
-    rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
-    y = rng.integers(0, 2, 8).astype(np.int32)
-    fused, unfused = (model.train_step((x, y)) for model in models)
-    # The same float32 math, its sums taken in another order: compared relative to each
-    # quantity's own scale, since this tiny network's losses and gradients are far below 1.
-    for key in fused:
-        np.testing.assert_allclose(float(fused[key]), float(unfused[key]), rtol=1e-5, err_msg=key)
-    for name in model_lib.OPTIMIZERS:
-        grads = [getattr(model, name).grads for model in models]
-        assert len(grads[0]) == len(grads[1]) > 0
-        for g0, g1 in zip(*grads):
-            atol = 1e-6 * np.abs(g1).max()
-            np.testing.assert_allclose(g0, g1, rtol=1e-5, atol=atol, err_msg=name)
-    for w0, w1 in zip(*(model.weights for model in models)):
-        np.testing.assert_allclose(w0.numpy(), w1.numpy(), rtol=1e-5, atol=1e-6, err_msg=w0.path)
 
 
 def test_plain_autoencoder_loss_does_not_reach_the_critic():
