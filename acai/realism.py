@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from acai import data as data_lib
+from acai import model as model_lib
 from acai.errors import AcaiError
 from acai.images import to_float, to_uint8
 from acai.metrics import kid
@@ -48,9 +49,8 @@ def image_sets(run: Run, data: data_lib.ImageData, pairs: np.ndarray, *, t: floa
     birds = to_float(data.test_images[pairs[:, 1]])
     z_h, z_b = run.model.encode(horses), run.model.encode(birds)
     rec_h, rec_b = np.asarray(run.model.decode(z_h)), np.asarray(run.model.decode(z_b))
-    ts = np.asarray([t], np.float32)
-    slerp = np.asarray(run.model.interpolate(horses, birds, ts, spherical=True))[0]
-    lerp = np.asarray(run.model.interpolate(horses, birds, ts, spherical=False))[0]
+    slerp = np.asarray(run.model.decode(model_lib.slerp(z_h, z_b, t)))
+    lerp = np.asarray(run.model.decode(model_lib.lerp(z_h, z_b, t)))
     odd = (np.arange(len(pairs)) % 2 == 1)[:, None, None, None]
     sets = {
         "real": np.where(odd, birds, horses),
