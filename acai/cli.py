@@ -76,9 +76,9 @@ def cmd_classifier(args) -> int:
 
 
 def cmd_interpolate(args) -> int:
+    config_lib.check_t_steps(args.t, args.steps)  # before TensorFlow loads: a quick refusal
     from acai import pegasus
 
-    pegasus.check_t_steps(args.t, args.steps)
     run, data, judge = pegasus.setup(args.workdir, args.classifier, data=args.data)
     import numpy as np
 
@@ -100,12 +100,12 @@ def cmd_interpolate(args) -> int:
 
 
 def cmd_pegasus(args) -> int:
+    ts = _t_values(args.t)
+    for t in ts:
+        config_lib.check_t_steps(t, 2)  # before TensorFlow loads: a quick refusal
     from acai import pegasus
     from acai.report import SCORECARD_LABELS, realism_text
 
-    ts = _t_values(args.t)
-    for t in ts:
-        pegasus.check_t_steps(t, 2)
     run, data, judge = pegasus.setup(
         args.workdir, args.classifier, data=args.data, need_data=True, need_classifier=True
     )

@@ -9,7 +9,7 @@ import numpy as np
 
 from acai import data as data_lib
 from acai import realism as realism_lib
-from acai.config import PEGASI_CANDIDATES, PEGASI_T
+from acai.config import PEGASI_CANDIDATES, PEGASI_T, check_t_steps
 from acai.errors import AcaiError
 from acai.images import (
     figure_png,
@@ -26,6 +26,7 @@ from acai.model import lerp, slerp
 from acai.run import SAMPLES, Run
 
 __all__ = [
+    "check_t_steps",
     "combined_score",
     "lerp",
     "make_judge",
@@ -357,13 +358,6 @@ def walk(
     write_json(out / "pegasus.json", result)
     result["files"].append(str(out / "pegasus.json"))
     return result
-
-
-def check_t_steps(t: float, steps: int) -> None:
-    if not 0.0 <= t <= 1.0:
-        raise AcaiError(f"T={t} is outside [0, 1]; 0 is the horse, 1 the bird, 0.5 halfway")
-    if steps < 2:
-        raise AcaiError(f"STEPS={steps} is too few; a strip needs at least 2 points (both ends)")
 
 
 def save_strip(horse, bird, rows, ts, path: Path) -> Path:

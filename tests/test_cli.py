@@ -120,3 +120,26 @@ def test_help_does_not_load_tensorflow():
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0 and "--set FIELD=VALUE" in result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["interpolate", "--t", "2"], "T=2.0 is outside [0, 1]"),
+        (["interpolate", "--steps", "1"], "STEPS=1 is too few"),
+        (["pegasus", "--workdir", "run", "--t", "0.5,7"], "T=7.0 is outside [0, 1]"),
+    ],
+)
+def test_a_bad_t_or_steps_is_refused_before_tensorflow_loads(argv, words):
+    script = (
+        "import sys\n"
+        "from acai import cli\n"
+        f"code = cli.main({argv!r})\n"
+        "assert code == 2, code\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert words in result.stderr
