@@ -118,9 +118,13 @@ class Classifier:
         try:
             self.info = json.loads(info_file.read_text())
             self.model = keras.saving.load_model(path)
+            head = self.model.get_layer("logits")  # its input: the features KID compares
         except (OSError, ValueError) as e:
             raise AcaiError(f"classifier '{path}' is unreadable ({e}); train it again") from None
         self.class_names = tuple(self.info["class_names"])
+        self._features_and_logits = keras.Model(
+            self.model.inputs, [head.input, self.model.outputs[0]]
+        )
 
     def index(self, name: str) -> int:
         if name not in self.class_names:
@@ -134,10 +138,9 @@ class Classifier:
 
     def features_and_probabilities(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 images (B, H, W, C) -> (penultimate features (B, d), probabilities)."""
-        if not hasattr(self, "_both"):
-            head = self.model.get_layer("logits")
-            self._both = keras.Model(self.model.inputs, [head.input, self.model.outputs[0]])
-        features, logits = self._both.predict(to_float(images), batch_size=256, verbose=0)
+        features, logits = self._features_and_logits.predict(
+            to_float(images), batch_size=256, verbose=0
+        )
         return np.asarray(features), np.asarray(keras.ops.softmax(logits, axis=-1))
 
     def features(self, images: np.ndarray) -> np.ndarray:

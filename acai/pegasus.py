@@ -426,14 +426,9 @@ def pegasi(
         raise AcaiError("pegasi need the classifier to rank them; train it: make classifier")
     if n < 1 or candidates < n:
         raise AcaiError(f"need 1 <= n <= candidates, got n={n}, candidates={candidates}")
-    horse_label, bird_label = class_indices(data, ("horse", "bird"))
-    horses = np.flatnonzero(data.test_labels == horse_label)
-    birds = np.flatnonzero(data.test_labels == bird_label)
-    if len(horses) * len(birds) < candidates:
-        raise AcaiError(f"only {len(horses) * len(birds)} horse-bird pairs; lower candidates")
+    class_indices(data, ("horse", "bird"))  # names a missing class
     rng = np.random.default_rng(seed)
-    flat = rng.choice(len(horses) * len(birds), size=candidates, replace=False)  # distinct pairs
-    pairs = np.stack([horses[flat // len(birds)], birds[flat % len(birds)]], 1)  # (cand, 2)
+    pairs = realism_lib.draw_pairs(data, candidates, rng, fix="lower candidates")  # (cand, 2)
 
     walks = []  # (T, chunk, 32, 32, 3) each: every pair encoded once, decoded at every t
     for chunk in np.array_split(pairs, max(1, len(pairs) // 256)):

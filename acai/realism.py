@@ -24,7 +24,7 @@ DRAWS = 2
 SETS = ("real", "reconstruction", "slerp", "lerp", "crossfade", "crossfade_reconstructions")
 
 
-def test_horses_and_birds(data: data_lib.ImageData) -> tuple[np.ndarray, np.ndarray]:
+def horses_and_birds(data: data_lib.ImageData) -> tuple[np.ndarray, np.ndarray]:
     """The test indices of the horses and of the birds."""
     missing = [c for c in ("horse", "bird") if c not in data.class_names]
     if missing:
@@ -33,11 +33,14 @@ def test_horses_and_birds(data: data_lib.ImageData) -> tuple[np.ndarray, np.ndar
     return np.flatnonzero(data.test_labels == horse), np.flatnonzero(data.test_labels == bird)
 
 
-def draw_pairs(data: data_lib.ImageData, n: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, 2) distinct random pairs of test indices, a horse and a bird each."""
-    horses, birds = test_horses_and_birds(data)
+def draw_pairs(
+    data: data_lib.ImageData, n: int, rng: np.random.Generator, *, fix: str = "ask for fewer"
+) -> np.ndarray:
+    """(n, 2) distinct random pairs of test indices, a horse and a bird each; `fix` ends the
+    error when there are fewer than n pairs."""
+    horses, birds = horses_and_birds(data)
     if len(horses) * len(birds) < n:
-        raise AcaiError(f"only {len(horses) * len(birds)} test horse-bird pairs; ask for fewer")
+        raise AcaiError(f"only {len(horses) * len(birds)} horse-bird pairs; {fix}")
     flat = rng.choice(len(horses) * len(birds), size=n, replace=False)
     return np.stack([horses[flat // len(birds)], birds[flat % len(birds)]], 1)
 
@@ -98,7 +101,7 @@ def realism(
     """
     rng = np.random.default_rng(seed)
     horse, bird = classifier.index("horse"), classifier.index("bird")
-    horses, birds = test_horses_and_birds(data)
+    horses, birds = horses_and_birds(data)
     pairs = min(pairs, len(horses) * len(birds))  # small data sets: every pair
     per_draw = {name: [] for name in SETS}
     share = {name: [] for name in SETS}
