@@ -104,22 +104,47 @@ def train(
     return info
 
 
+def _load(path: str | Path) -> tuple[keras.Model, dict]:
+    """A classifier file and the facts `train` wrote beside it, or one clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise AcaiError(
+            f"no classifier at '{path}'; train one first: make classifier DATA=... "
+            "(or acai classifier --data ... --out ...)"
+        )
+    try:
+        return keras.saving.load_model(path), json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError) as e:
+        raise AcaiError(f"classifier '{path}' is unreadable ({e}); train it again") from None
+
+
+def feature_extractor(path: str | Path) -> keras.Model:
+    """A classifier's ReLU activations as one frozen model, for a feature reconstruction loss.
+
+    Args:
+      path: a `classifier.keras` from `train`.
+
+    Returns:
+      A non-trainable model: images in [-1, 1] (B, H, W, C) -> a list of activation maps, from
+      the first layer to the last.
+    """
+    model, _ = _load(path)
+    outputs = [layer.output for layer in model.layers if isinstance(layer, layers.ReLU)]
+    if not outputs:
+        raise AcaiError(f"classifier '{path}' has no ReLU layers to compare; train it again")
+    extractor = keras.Model(model.inputs, outputs, name="features")
+    extractor.trainable = False
+    return extractor
+
+
 class Classifier:
     """A trained classifier with its class names: `probabilities(uint8 images)`."""
 
     def __init__(self, path: str | Path = DEFAULT_PATH):
-        path = Path(path)
-        if not path.is_file():
-            raise AcaiError(
-                f"no classifier at '{path}'; train one first: make classifier DATA=... "
-                "(or acai classifier --data ...)"
-            )
-        info_file = path.with_suffix(".json")
+        self.model, self.info = _load(path)
         try:
-            self.info = json.loads(info_file.read_text())
-            self.model = keras.saving.load_model(path)
             head = self.model.get_layer("logits")  # its input: the features KID compares
-        except (OSError, ValueError) as e:
+        except ValueError as e:
             raise AcaiError(f"classifier '{path}' is unreadable ({e}); train it again") from None
         self.class_names = tuple(self.info["class_names"])
         self._features_and_logits = keras.Model(

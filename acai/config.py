@@ -45,6 +45,11 @@ class Config:
     # Losses: advweight is the paper's lambda (0 gives the plain autoencoder), reg its gamma.
     advweight: float = 0.5
     reg: float = 0.2
+    # Off by default (not in the paper): a feature (perceptual) reconstruction loss, the mean
+    # squared difference of a fixed classifier's ReLU activations on the image and its
+    # reconstruction, weighted by `perceptual`; `perceptual_model` is an `acai classifier` file.
+    perceptual: float = 0.0
+    perceptual_model: str = ""
     # Optimisation. 1 kimg = 1024 images, as in the paper.
     lr: float = 1e-4
     batch: int = 64
@@ -67,6 +72,12 @@ class Config:
             ("advdepth", self.advdepth >= 0, "must be 0 (same as depth) or more"),
             ("advweight", self.advweight >= 0, "must be 0 or more"),
             ("reg", 0 <= self.reg <= 1, "must be in [0, 1]"),
+            ("perceptual", self.perceptual >= 0, "must be 0 (off) or more"),
+            (
+                "perceptual_model",
+                bool(self.perceptual_model) or not self.perceptual,
+                "must name a classifier (from acai classifier) when perceptual is on",
+            ),
             ("lr", self.lr > 0, "must be positive"),
             ("batch", self.batch >= 2, "must be at least 2 (ACAI mixes pairs in a batch)"),
             ("total_kimg", self.total_kimg > 0, "must be positive"),

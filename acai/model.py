@@ -54,6 +54,22 @@ def autoencoder_loss(x, x_hat, critic_mix, *, advweight: float):
     return mse + advweight * fool, mse, fool
 
 
+def feature_distance(features_x, features_y):
+    """The mean over layers of the mean squared difference of two lists of activation maps.
+
+    Args:
+      features_x, features_y: equally long lists of tensors, pairwise of one shape.
+
+    Returns:
+      A scalar: 0 for identical activations.
+    """
+    terms = [
+        ops.mean(ops.square(ops.cast(a, "float32") - ops.cast(b, "float32")))
+        for a, b in zip(features_x, features_y, strict=True)
+    ]
+    return ops.mean(ops.stack(terms))
+
+
 def critic_loss(critic_mix, critic_real, alpha):
     """The critic's loss: regress alpha on interpolants, answer 0 on (nearly) real images.
 
@@ -191,6 +207,7 @@ class ACAI(keras.Model):
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.rmse = Rmse255(name="rmse")
         self.probe_accuracy = keras.metrics.SparseCategoricalAccuracy(name="probe_accuracy")
+        self._feature_loss = None  # see use_feature_loss
         self.built = True
 
     def get_config(self):
@@ -208,6 +225,14 @@ class ACAI(keras.Model):
             "seed": self.seed,
             "mix_groups": self.mix_groups,
         }
+
+    def use_feature_loss(self, extractor: keras.Model, weight: float) -> None:
+        """Adds weight * `feature_distance` between the activations `extractor` gives for the
+        images and for their reconstructions to the autoencoder's loss (tracked as
+        loss_ae_features). Call before training; the extractor stays frozen, and is neither part
+        of the model's config nor of its weights, so a run loads and exports without it."""
+        self._feature_loss = _Untracked(extractor, weight)
+        self.trackers["loss_ae_features"] = keras.metrics.Mean(name="loss_ae_features")
 
     def compile(self, *, ae_optimizer, critic_optimizer, probe_optimizer, **kwargs):
         """Sets one optimizer per network; the autoencoder's is also `model.optimizer`.
@@ -300,6 +325,14 @@ class ACAI(keras.Model):
             critic_mix = self.critic(x_mix, training=True)  # (B, 1)
             critic_real = self.critic(x_hat + self.reg * (x - x_hat), training=True)
             ae_total, mse, fool = autoencoder_loss(x, x_hat, critic_mix, advweight=self.advweight)
+            losses = [mse, fool]
+            if self._feature_loss is not None:
+                extractor, weight = self._feature_loss.extractor, self._feature_loss.weight
+                real, decoded = x, ops.cast(x_hat, "float32")
+                features = feature_distance(
+                    extractor(real, training=False), extractor(decoded, training=False)
+                )
+                ae_total = ae_total + weight * features
             critic_total, _, real = critic_loss(
                 critic_mix, critic_real, ops.reshape(alpha, (-1, 1))
             )
@@ -313,7 +346,10 @@ class ACAI(keras.Model):
             optimizer.apply(tape.gradient(loss, variables), variables)
         del tape
         self.step.assign_add(1)
-        for name, value in zip(self.trackers, [mse, fool, critic_total, real, probe_total]):
+        losses += [critic_total, real, probe_total]
+        if self._feature_loss is not None:
+            losses.append(features)
+        for name, value in zip(self.trackers, losses, strict=True):
             self.trackers[name].update_state(value)
         self.rmse.update_state(mse)
         self.probe_accuracy.update_state(labels, logits)
@@ -329,6 +365,13 @@ class ACAI(keras.Model):
         return {m.name: m.result() for m in (self.rmse, self.probe_accuracy)}
 
 
+class _Untracked:
+    """Holds the feature loss's extractor where Keras and tf.train.Checkpoint do not look."""
+
+    def __init__(self, extractor, weight: float):
+        self.extractor, self.weight = extractor, weight
+
+
 def build(
     config: Config,
     *,
@@ -337,6 +380,7 @@ def build(
     precision: str,
     jit: bool = False,
     steps_per_execution: int = 1,
+    feature_extractor: keras.Model | None = None,
 ) -> ACAI:
     """Builds and compiles the ACAI model of `config` with its three Adam optimizers.
 
@@ -347,6 +391,9 @@ def build(
       precision: a resolved Keras dtype policy name (not "auto").
       jit: compile the train step with XLA.
       steps_per_execution: training steps per call into the compiled function.
+      feature_extractor: for training with `config.perceptual` on: the frozen activations of
+        `config.perceptual_model` (`acai.classifier.feature_extractor`); models for inference
+        need none.
 
     Returns:
       The compiled model, its optimizer slots created (so a checkpoint can restore into them).
@@ -363,6 +410,8 @@ def build(
         policy=precision,
         seed=config.seed,
     )
+    if config.perceptual and feature_extractor is not None:
+        model.use_feature_loss(feature_extractor, config.perceptual)
     model.compile(
         ae_optimizer=keras.optimizers.Adam(config.lr),
         critic_optimizer=keras.optimizers.Adam(config.lr),

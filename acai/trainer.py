@@ -14,12 +14,13 @@ import numpy as np
 import tensorflow as tf
 
 from acai import callbacks as cb
+from acai import classifier as classifier_lib
 from acai import data as data_lib
 from acai import loop
 from acai import model as model_lib
 from acai import run as run_lib
 from acai.config import Config
-from acai.errors import TrainingError, WorkdirError
+from acai.errors import ConfigError, TrainingError, WorkdirError
 from acai.images import write_json
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,11 @@ def train(config: Config, workdir: str | Path, *, verbose: int = 1) -> dict:
     if workdir.exists() and not workdir.is_dir():
         raise WorkdirError(f"WORKDIR '{workdir}' is a file, not a folder; pass a folder")
     run_lib.check_resume(workdir, config)  # before anything is written or loaded
+    if config.perceptual and not Path(config.perceptual_model).is_file():
+        raise ConfigError(
+            f"perceptual_model '{config.perceptual_model}' does not exist; train it first: "
+            f"acai classifier --data ... --out {config.perceptual_model}"
+        )
     data = data_lib.load(config.data, config.classes)
     strategy = make_strategy(config.strategy)
     if not is_chief(strategy):  # writes go to a private folder, deleted at the end
@@ -191,6 +197,11 @@ def _train(config, workdir: Path, out: Path, data, strategy, *, verbose: int) ->
             num_classes=data.num_classes,
             precision=precision,
             jit=jit,
+            feature_extractor=(
+                classifier_lib.feature_extractor(config.perceptual_model)
+                if config.perceptual
+                else None
+            ),
         )
         checkpoint = run_lib.make_checkpoint(model)
     manager = tf.train.CheckpointManager(

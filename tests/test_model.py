@@ -165,3 +165,42 @@ def test_interpolate_decodes_the_latent_path():
     assert ends.shape == (2, 3, 32, 32, 3)
     np.testing.assert_allclose(ends[0], np.asarray(model(a)), atol=1e-5)
     np.testing.assert_allclose(ends[1], np.asarray(model(b)), atol=1e-5)
+
+
+def test_feature_distance_is_the_mean_over_layers_of_each_layers_mse():
+    a = [np.zeros((2, 4, 4, 3), np.float32), np.ones((2, 2), np.float32)]
+    b = [np.full((2, 4, 4, 3), 2.0, np.float32), np.array([[1, 1], [1, 5]], np.float32)]
+    # layer 1: every difference 2 -> mse 4; layer 2: one difference of 4 in 4 -> mse 4
+    assert float(model_lib.feature_distance(a, b)) == pytest.approx((4.0 + 16 / 4) / 2)
+    assert float(model_lib.feature_distance(a, a)) == 0.0
+
+
+def _extractor():
+    x = keras.Input((32, 32, 3))
+    h1 = keras.layers.ReLU()(keras.layers.Conv2D(4, 3, padding="same")(x))
+    h2 = keras.layers.ReLU()(keras.layers.Conv2D(4, 3, strides=2, padding="same")(h1))
+    extractor = keras.Model(x, [h1, h2])
+    extractor.trainable = False
+    return extractor
+
+
+def test_feature_loss_trains_the_autoencoder_and_leaves_the_extractor_alone():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    y = np.zeros(4, np.int32)
+    decoders = []
+    for with_features in (False, True):
+        keras.utils.set_random_seed(0)
+        model = tiny_model(advweight=0.0)
+        count = len(model.weights)
+        if with_features:
+            extractor = _extractor()
+            frozen = [w.numpy().copy() for w in extractor.weights]
+            model.use_feature_loss(extractor, 1.0)
+        logs = model.train_step((x, y))
+        decoders.append([w.numpy() for w in model.decoder.trainable_weights])
+    assert float(logs["loss_ae_features"]) > 0
+    # the extractor is frozen, and outside the model's weights (so checkpoints leave it out)
+    assert all(np.array_equal(w0, w.numpy()) for w0, w in zip(frozen, extractor.weights))
+    assert len(model.weights) == count
+    assert any(not np.allclose(a, b) for a, b in zip(*decoders))  # the loss reached the decoder

@@ -134,3 +134,27 @@ def test_the_seed_fixes_the_first_weights_and_the_run(trained, tmp_path):
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
     assert sum(not np.array_equal(a, c) for a, c in zip(first, other)) > len(first) // 2
+
+
+def test_a_run_with_the_feature_loss_trains_and_loads_without_its_classifier(tiny_config, tmp_path):
+    from acai import classifier as classifier_lib
+
+    path = tmp_path / "judge" / "classifier.keras"
+    classifier_lib.train(tiny_config.data, path, epochs=1, batch=8, verbose=0)
+    config = tiny_config.replace(perceptual=0.1, perceptual_model=str(path))
+    results = acai.train(config, tmp_path / "run", verbose=0)
+    assert results["step"] == config.total_steps
+    with open(tmp_path / "run" / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all(float(row["loss_ae_features"]) > 0 for row in rows)
+    path.unlink()  # a trained run needs the classifier no more: it is not in the checkpoint
+    assert acai.load_run(tmp_path / "run").step == config.total_steps
+
+
+def test_a_missing_perceptual_model_is_refused_before_the_workdir_is_made(tiny_config, tmp_path):
+    config = tiny_config.replace(perceptual=0.1, perceptual_model=str(tmp_path / "none.keras"))
+    with pytest.raises(acai.ConfigError, match="none.keras' does not exist; train it first"):
+        acai.train(config, tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(acai.ConfigError, match="must name a classifier"):
+        tiny_config.replace(perceptual=0.1)
