@@ -544,7 +544,9 @@ def best_distinct(pairs: np.ndarray, score: np.ndarray, n: int) -> np.ndarray:
     if len(keep) < n:  # too few distinct photos: fill with the best of the rest
         kept = set(keep)
         keep += [i for i in order if i not in kept][: n - len(keep)]
-    return np.asarray(keep[:n], np.int64)
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return np.asarray(sorted(keep[:n], key=lambda i: rank[i]), np.int64)  # best first
 
 
 def scorecard(judge: Judge, images: np.ndarray) -> dict:

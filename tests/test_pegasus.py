@@ -289,8 +289,9 @@ def test_best_distinct_uses_each_photo_once_while_it_can():
     pairs = np.array([[1, 10], [1, 11], [2, 10], [2, 12], [3, 13]])
     score = np.array([0.9, 0.8, 0.7, 0.6, 0.1])
     assert interp.best_distinct(pairs, score, 3).tolist() == [0, 3, 4]  # horse 1 once, bird 10 once
-    # only two distinct pairs exist among the first four: the rest is filled best first
-    assert interp.best_distinct(pairs[:4], score[:4], 3).tolist() == [0, 3, 1]
+    # only two distinct pairs exist among the first four: the best of the rest fills the third
+    # place, and the three come best first
+    assert interp.best_distinct(pairs[:4], score[:4], 3).tolist() == [0, 1, 3]
 
 
 # --- realism (KID) ---------------------------------------------------------------------------
