@@ -11,89 +11,127 @@ import numpy as np
 from keras import layers
 
 from acai import data as data_lib
+from acai.config import CLASSIFIER_EPOCHS
 from acai.errors import AcaiError
 from acai.images import replacing, to_float, write_json
 
 DEFAULT_PATH = Path("runs") / "classifier" / "classifier.keras"
+WIDTHS = (32, 64, 128)  # the stem and the three blocks
+PAD = 4  # pixels a training crop may shift each way
+PEAK_LR = 0.4  # SGD's highest rate, for batches of 512 (scaled linearly with the batch)
 
 
-def build(num_classes: int, *, image_shape=(32, 32, 3), width: int = 16) -> keras.Model:
-    """A VGG-style CNN on images in [-1, 1], with flip and shift augmentation.
+def build(num_classes: int, *, image_shape=(32, 32, 3), widths=WIDTHS) -> keras.Model:
+    """A narrow CIFAR CNN on images in [-1, 1]: a stem, then per width two 3x3 convolutions with
+    a 2x max-pool between them, batch normalisation and ReLU after each, a global max-pool.
 
     Args:
       num_classes: number of output logits.
       image_shape: (H, W, C) of the images; any channel count.
-      width: channels of the first block; blocks double it.
+      widths: channels of the stem and of each block; each block halves the resolution.
 
     Returns:
-      An uncompiled functional model (B, H, W, C) -> (B, num_classes) logits.
+      An uncompiled functional model (B, H, W, C) -> (B, num_classes) logits; the input of its
+      layer "logits" is the feature vector realism is measured in.
     """
     x = keras.Input(tuple(image_shape), name="images")
-    h = layers.RandomFlip("horizontal")(x)
-    h = layers.RandomTranslation(0.1, 0.1, fill_mode="reflect")(h)
-    for level in range(3):
-        for i in range(2):
-            h = layers.Conv2D(
-                width << level, 3, padding="same", use_bias=False, name=f"conv{level}_{i}"
-            )(h)
-            h = layers.BatchNormalization()(h)
-            h = layers.ReLU()(h)
-        h = layers.MaxPooling2D()(h)  # 32 -> 16 -> 8 -> 4
-    h = layers.GlobalAveragePooling2D()(h)
-    h = layers.Dropout(0.3)(h)
+    h = _conv_bn_relu(x, widths[0], "stem")
+    for level, width in enumerate(widths):
+        h = _conv_bn_relu(h, width, f"conv{level}_0", pool=True)
+        h = _conv_bn_relu(h, width, f"conv{level}_1")
+    h = layers.GlobalMaxPooling2D(name="features")(h)
     logits = layers.Dense(num_classes, name="logits")(h)
     return keras.Model(x, logits, name="classifier")
+
+
+def _conv_bn_relu(h, width: int, name: str, *, pool: bool = False):
+    h = layers.Conv2D(width, 3, padding="same", use_bias=False, name=name)(h)
+    if pool:  # pooling first: the normalisation and ReLU see a quarter of the pixels
+        h = layers.MaxPooling2D(name=f"{name}_pool")(h)
+    h = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(h)
+    return layers.ReLU(name=f"{name}_relu")(h)
+
+
+def augment(images, seed):
+    """Random crops of the images padded by 4 reflected pixels, and random left-right flips.
+
+    Args:
+      images: (B, H, W, C) float.
+      seed: a (2,) integer tensor; the same seed gives the same crops and flips.
+
+    Returns:
+      (B, H, W, C), each image shifted by up to 4 pixels each way and flipped with chance 1/2.
+    """
+    import tensorflow as tf
+
+    batch, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
+    padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]], mode="REFLECT")
+    offsets = tf.random.stateless_uniform((2, batch), seed, 0, 2 * PAD + 1, dtype=tf.int32)
+    rows = offsets[0][:, None] + tf.range(height)[None]  # (B, H)
+    cols = offsets[1][:, None] + tf.range(width)[None]  # (B, W)
+    crops = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+    flip = tf.random.stateless_uniform((batch, 1, 1, 1), seed + 1) < 0.5
+    return tf.where(flip, tf.reverse(crops, axis=[2]), crops)
 
 
 def train(
     source: str,
     out: str | Path = DEFAULT_PATH,
     *,
-    epochs: int = 6,
-    batch: int = 128,
+    epochs: int = CLASSIFIER_EPOCHS,
+    batch: int = 512,
     seed: int = 0,
     verbose: int = 1,
 ) -> dict:
     """Trains the classifier on a data source's training split and scores its test split.
+
+    The recipe: crop-and-flip augmentation, label smoothing 0.2, SGD with Nesterov momentum 0.9
+    and weight decay 5e-4, the rate rising linearly for the first fifth of the steps to
+    0.4 x batch / 512 and falling back to 0 along a cosine.
 
     Args:
       source: as `acai.data.load`: "tfds", a CIFAR-10 archive or an image folder.
       out: where `classifier.keras` goes; `classifier.json` (accuracy, classes) goes beside it.
       epochs: passes over the training images.
       batch: images per step.
-      seed: seeds the weights and the shuffling.
+      seed: seeds the weights, the shuffling and the augmentation.
       verbose: as `keras.Model.fit`.
 
     Returns:
-      {"test_accuracy", "class_names", "epochs", "seconds"}.
+      {"test_accuracy", "class_names", "epochs", "seconds", "test_images"}.
     """
+    import tensorflow as tf
+
     data = data_lib.load(source)
     keras.utils.set_random_seed(seed)
     model = build(data.num_classes, image_shape=data.image_shape)
-    steps = epochs * (len(data.train_images) // batch)
-    schedule = keras.optimizers.schedules.CosineDecay(2e-3, decay_steps=steps)
+    steps_per_epoch = max(1, len(data.train_images) // batch)
+    steps = epochs * steps_per_epoch
+    warmup = max(1, steps // 5)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, steps - warmup, warmup_target=PEAK_LR * batch / 512, warmup_steps=warmup
+    )
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
+        optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=5e-4),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2),
+    )
+    batches = data_lib.train_dataset(data.train_images, data.train_labels, batch=batch, seed=seed)
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    train_ds = tf.data.Dataset.zip(batches, seeds).map(
+        lambda xy, s: (augment(xy[0], s), tf.one_hot(xy[1], data.num_classes)),
+        num_parallel_calls=tf.data.AUTOTUNE,
     )
     start = time.perf_counter()
-    train_ds = data_lib.train_dataset(data.train_images, data.train_labels, batch=batch, seed=seed)
-    test_ds = data_lib.eval_dataset(data.test_images, data.test_labels, batch=512)
     model.fit(
-        train_ds,
-        steps_per_epoch=steps // epochs,
-        epochs=epochs,
-        validation_data=test_ds,
-        shuffle=False,
-        verbose=verbose,
+        train_ds, steps_per_epoch=steps_per_epoch, epochs=epochs, shuffle=False, verbose=verbose
     )
-    accuracy = float(model.evaluate(test_ds, verbose=0, return_dict=True)["accuracy"])
+    seconds = time.perf_counter() - start
+    predicted = mirrored_logits(model, data.test_images)
     info = {
-        "test_accuracy": accuracy,
+        "test_accuracy": float(np.mean(predicted.argmax(-1) == data.test_labels)),
         "class_names": list(data.class_names),
         "epochs": epochs,
-        "seconds": round(time.perf_counter() - start, 1),
+        "seconds": round(seconds, 1),
         "test_images": len(data.test_images),
     }
     out = Path(out)
@@ -102,6 +140,15 @@ def train(
         model.save(tmp)
     write_json(out.with_suffix(".json"), info)
     return info
+
+
+def mirrored_logits(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """The mean of the model's logits for uint8 images (B, H, W, C) and their mirror images."""
+    x = to_float(images)
+    return (
+        model.predict(x, batch_size=256, verbose=0)
+        + model.predict(x[:, :, ::-1], batch_size=256, verbose=0)
+    ) / 2
 
 
 def _load(path: str | Path) -> tuple[keras.Model, dict]:
@@ -157,16 +204,18 @@ class Classifier:
         return self.class_names.index(name)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """uint8 images (B, H, W, C) -> class probabilities (B, num_classes)."""
-        logits = self.model.predict(to_float(images), batch_size=256, verbose=0)
-        return np.asarray(keras.ops.softmax(logits, axis=-1))
+        """uint8 images (B, H, W, C) -> class probabilities (B, num_classes), from the mean
+        logits of each image and its mirror image, as the test accuracy is measured."""
+        return np.asarray(keras.ops.softmax(mirrored_logits(self.model, images), axis=-1))
 
     def features_and_probabilities(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 images (B, H, W, C) -> (penultimate features (B, d), probabilities)."""
-        features, logits = self._features_and_logits.predict(
-            to_float(images), batch_size=256, verbose=0
-        )
-        return np.asarray(features), np.asarray(keras.ops.softmax(logits, axis=-1))
+        """uint8 images (B, H, W, C) -> (penultimate features (B, d), probabilities); the
+        features of the images as they are, the probabilities as `probabilities` gives them."""
+        x = to_float(images)
+        features, logits = self._features_and_logits.predict(x, batch_size=256, verbose=0)
+        mirrored = self.model.predict(x[:, :, ::-1], batch_size=256, verbose=0)
+        probabilities = keras.ops.softmax((logits + mirrored) / 2, axis=-1)
+        return np.asarray(features), np.asarray(probabilities)
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """uint8 images (B, H, W, C) -> the penultimate layer's features (B, d), what KID

@@ -67,7 +67,9 @@ def cmd_classifier(args) -> int:
         raise AcaiError(f"--epochs must be at least 1, not {args.epochs}")
     from acai import classifier as classifier_lib
 
-    info = classifier_lib.train(args.data, args.out, epochs=args.epochs, verbose=args.verbose)
+    info = classifier_lib.train(
+        args.data, args.out, epochs=args.epochs, seed=args.seed, verbose=args.verbose
+    )
     print(
         f"acai: classifier test accuracy {100 * info['test_accuracy']:.1f}% on "
         f"{info['test_images']} images; wrote {args.out}"
@@ -247,7 +249,10 @@ def make_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("classifier", help="train the CIFAR-10 classifier that scores pegasi")
     p.add_argument("--data", default="tfds", help="as for train")
     p.add_argument("--out", default=DEFAULT_CLASSIFIER, help="where classifier.keras goes")
-    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument(
+        "--epochs", type=int, default=config_lib.CLASSIFIER_EPOCHS, help="passes over the data"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seeds the weights and the augmentation")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_classifier)

@@ -11,6 +11,7 @@ from acai import classifier as classifier_lib
 from acai import data as data_lib
 from acai import pegasus as interp
 from acai import run as run_lib
+from acai.images import to_float
 
 from .conftest import run_side_by_side
 
@@ -335,11 +336,15 @@ def test_realism_reports_kid_for_every_set_and_two_draws(pegasus_kit):
     assert all(0 <= v <= 0.5 for v in result["mean_min_p"].values())
     features = classifier.features(data.test_images[:3])
     assert features.shape[0] == 3 and features.ndim == 2
-    # the features feed the classifier's last layer: they give its probabilities back
-    head = classifier.model.get_layer("logits")
-    logits = np.asarray(head(features))
+    # the features feed the classifier's last layer: they give its logits back
+    images = data.test_images[:3]
+    direct = classifier.model.predict(to_float(images), verbose=0)
+    np.testing.assert_allclose(classifier.model.get_layer("logits")(features), direct, atol=1e-4)
+    # the probabilities are those of the mean logits of each image and its mirror image
+    mirrored = classifier.model.predict(to_float(images[:, :, ::-1]), verbose=0)
+    mean = (direct + mirrored) / 2
+    expected = np.exp(mean) / np.exp(mean).sum(1, keepdims=True)
+    np.testing.assert_allclose(classifier.probabilities(images), expected, atol=1e-5)
     np.testing.assert_allclose(
-        np.exp(logits) / np.exp(logits).sum(1, keepdims=True),
-        classifier.probabilities(data.test_images[:3]),
-        atol=1e-5,
+        classifier.features_and_probabilities(images)[1], expected, atol=1e-5
     )
