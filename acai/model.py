@@ -328,9 +328,9 @@ class ACAI(keras.Model):
             losses = [mse, fool]
             if self._feature_loss is not None:
                 extractor, weight = self._feature_loss.extractor, self._feature_loss.weight
-                real, decoded = x, ops.cast(x_hat, "float32")
+                decoded = ops.cast(x_hat, "float32")  # the extractor runs in float32
                 features = feature_distance(
-                    extractor(real, training=False), extractor(decoded, training=False)
+                    extractor(x, training=False), extractor(decoded, training=False)
                 )
                 ae_total = ae_total + weight * features
             critic_total, _, real = critic_loss(
