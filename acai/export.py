@@ -172,11 +172,14 @@ def make_metadata(run) -> dict:
 
 
 def portable_config(config) -> dict:
-    """The config as a dict, with a local data path cut to its file name: an export travels,
-    and the folders of the machine that trained it mean nothing elsewhere."""
+    """The config as a dict, with local paths (the data, the feature loss's classifier) cut to
+    their file names: an export travels, and the folders of the machine that trained it mean
+    nothing elsewhere."""
     values = config.to_dict()
     if values["data"] not in ("tfds", "lines32"):
         values["data"] = Path(values["data"]).name
+    if values["perceptual_model"]:
+        values["perceptual_model"] = Path(values["perceptual_model"]).name
     return values
 
 

@@ -267,3 +267,15 @@ def test_command_line_errors_are_one_line(tmp_path):
     assert_one_line_error(run_acai("export", "--out", str(tmp_path / "new")), "pass the run")
     result = run_acai("export", "a", "--workdir", "b", "--out", str(tmp_path / "new"))
     assert_one_line_error(result, "two WORKDIRs")
+
+
+def test_an_exports_config_names_files_not_folders_of_the_training_machine():
+    config = acai.Config(
+        data="/home/me/data/cifar10-images.tar.gz",
+        perceptual=0.1,
+        perceptual_model="/home/me/runs/perceptual/classifier.keras",
+    )
+    values = export_lib.portable_config(config)
+    assert values["data"] == "cifar10-images.tar.gz"
+    assert values["perceptual_model"] == "classifier.keras"
+    assert export_lib.portable_config(acai.Config())["perceptual_model"] == ""  # off
