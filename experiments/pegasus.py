@@ -1,0 +1,27 @@
+"""Pegasi from a compact latent: ACAI with a feature reconstruction loss, horses and birds only.
+Work in progress (issue 12): its interpolants beat the plain autoencoder's and the cross-fade of
+its own reconstructions, not yet the pixel cross-fade of the photos (README, Realism).
+
+The latent is 8x8x16 (1,024 numbers, a third of the 3,072 pixels), so the autoencoder cannot
+copy its input and its interpolants have to be made, not cross-faded. Needs the feature
+loss's classifier first: acai classifier --data ... --seed 1 --epochs 4 --out runs/perceptual/
+classifier.keras (a second classifier, so the judge that scores pegasi is not the one the
+decoder was trained against).
+"""
+
+from acai import Config
+
+
+def get_config() -> Config:
+    # The paper's ACAI step and networks; what differs is chosen for pegasi in a CPU hour.
+    return Config(
+        classes=("horse", "bird"),  # the decoder spends its capacity on the two animals
+        depth=16,
+        latent=16,
+        latent_width=8,  # 8x8x16 = 1,024 numbers
+        perceptual=0.1,  # about the pixel MSE's size on a blurred reconstruction at the start
+        perceptual_model="runs/perceptual/classifier.keras",
+        lr=3e-4,  # 3x the paper's rate: the budget is about 2% of the paper's images
+        total_kimg=384,
+        epoch_kimg=16,
+    )
