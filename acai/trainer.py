@@ -171,11 +171,11 @@ def train(config: Config, workdir: str | Path, *, verbose: int = 1) -> dict:
     if not is_chief(strategy):  # writes go to a private folder, deleted at the end
         with tempfile.TemporaryDirectory(prefix="acai-worker-") as scratch:
             return _train(config, workdir, Path(scratch), data, strategy, verbose=0)
-    with run_lib.workdir_lock(workdir), _signals_raise_interrupted():
-        return _train(config, workdir, workdir, data, strategy, verbose=verbose)
+    with run_lib.workdir_lock(workdir), _signals_raise_interrupted() as signals:
+        return _train(config, workdir, workdir, data, strategy, verbose=verbose, signals=signals)
 
 
-def _train(config, workdir: Path, out: Path, data, strategy, *, verbose: int) -> dict:
+def _train(config, workdir: Path, out: Path, data, strategy, *, verbose: int, signals=None) -> dict:
     """Trains with checkpoints restored from `workdir` and everything written to `out`."""
     precision, jit = resolve_precision(config.precision), resolve_jit(config.jit_compile)
     jit = xla_for(strategy, jit)
@@ -256,21 +256,23 @@ def _train(config, workdir: Path, out: Path, data, strategy, *, verbose: int) ->
             cb.SampleGrids(pairs, out / "samples", out / "logs"),
             keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
             keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+            *([] if signals is None else [signals.callback()]),
         ]
         try:
-            loop.fit(
-                model,
-                strategy,
-                loop.distribute(strategy, shard),
-                schedule=schedule,
-                start_step=step,
-                callbacks=callbacks,
-                validate=lambda: run_lib.heldout_scores(
-                    model, data.test_images[val], data.test_labels[val]
-                ),
-                verbose=verbose,
-                jit=jit,
-            )
+            with contextlib.nullcontext() if signals is None else signals.deferred():
+                loop.fit(
+                    model,
+                    strategy,
+                    loop.distribute(strategy, shard),
+                    schedule=schedule,
+                    start_step=step,
+                    callbacks=callbacks,
+                    validate=lambda: run_lib.heldout_scores(
+                        model, data.test_images[val], data.test_labels[val]
+                    ),
+                    verbose=verbose,
+                    jit=jit,
+                )
         except KeyboardInterrupt:
             if _multi_worker(strategy):  # a save needs every worker: keep the epoch's checkpoint
                 raise
@@ -324,20 +326,58 @@ def _lost_peer(error: Exception, strategy: tf.distribute.Strategy) -> str:
     return ", ".join(others) or "another worker"
 
 
-@contextlib.contextmanager
-def _signals_raise_interrupted():
-    """Turns SIGTERM (and SIGINT) into `Interrupted`, so a checkpoint is written on the way out."""
+class _Signals:
+    """SIGINT and SIGTERM as `Interrupted`: raised at once, except while training steps run.
 
-    def handler(signum, frame):
+    Then the first signal is only noted, and a callback raises it at the end of the next call
+    into the device, so the exception never unwinds through TensorFlow's work (a SIGINT raised
+    mid-step was seen to crash the process). A second signal raises at once.
+    """
+
+    def __init__(self):
+        self.deferring, self.pending = False, None
+
+    def handler(self, signum, frame):
+        if self.deferring and self.pending is None:
+            self.pending = signum
+            return
         raise Interrupted(signum)
 
+    def raise_pending(self):
+        if self.pending is not None:
+            raise Interrupted(self.pending)
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+        self.raise_pending()  # a signal noted after the last step
+
+    def callback(self) -> keras.callbacks.Callback:
+        signals = self
+
+        class RaisePending(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                signals.raise_pending()
+
+        return RaisePending()
+
+
+@contextlib.contextmanager
+def _signals_raise_interrupted():
+    """Installs `_Signals` for SIGTERM and SIGINT, so a checkpoint is written on the way out;
+    yields it, or None off the main thread (signals are then left alone)."""
+    signals = _Signals()
     try:
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, signals.handler) for s in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread: leave signals alone
-        yield
+        yield None
         return
     try:
-        yield
+        yield signals
     finally:
         for s, h in previous.items():
             signal.signal(s, h)

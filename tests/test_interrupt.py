@@ -95,3 +95,26 @@ def test_kill_9_loses_at_most_one_epoch(image_tree, tmp_path):
     assert saved >= 4 and saved % 4 == 0
     assert rerun(image_tree, workdir, epochs=saved // 4 + 1) == 0
     assert latest_step(workdir) == saved + 4  # resumed from the newest checkpoint, not step 0
+
+
+def test_a_signal_during_training_steps_is_raised_between_them():
+    from acai.trainer import Interrupted, _Signals
+
+    signals = _Signals()
+    with pytest.raises(Interrupted):  # outside the steps: at once
+        signals.handler(signal.SIGTERM, None)
+    callback = signals.callback()
+    with pytest.raises(Interrupted) as raised:
+        with signals.deferred():
+            signals.handler(signal.SIGTERM, None)  # noted, not raised inside the step
+            assert signals.pending == signal.SIGTERM
+            callback.on_train_batch_end(0)  # the end of the call into the device raises it
+    assert raised.value.signum == signal.SIGTERM
+    impatient = _Signals()
+    with pytest.raises(Interrupted) as raised, impatient.deferred():
+        impatient.handler(signal.SIGINT, None)
+        impatient.handler(signal.SIGTERM, None)  # a second signal does not wait
+    assert raised.value.signum == signal.SIGTERM
+    late = _Signals()
+    with pytest.raises(Interrupted), late.deferred():
+        late.handler(signal.SIGINT, None)  # after the last step: raised on the way out
