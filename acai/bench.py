@@ -198,8 +198,9 @@ def flops_per_image(model: model_lib.ACAI) -> int:
 
     2 FLOPs per multiply-add (`multiply_adds`). Per image the step runs the encoder once, the
     decoder twice (reconstruction and mix), the critic twice (interpolant and regularised
-    reconstruction) and the probe once; a backward pass costs twice its forward pass, so the
-    total is 3x the forward.
+    reconstruction), the probe once and a discriminator, where there is one, three times (real,
+    reconstruction and mix); a backward pass costs twice its forward pass, so the total is 3x
+    the forward.
     """
     forward = (
         multiply_adds(model.encoder)
@@ -207,6 +208,8 @@ def flops_per_image(model: model_lib.ACAI) -> int:
         + 2 * multiply_adds(model.critic)
         + multiply_adds(model.probe)
     )
+    if model.discriminator is not None:
+        forward += 3 * multiply_adds(model.discriminator)
     return 3 * 2 * forward
 
 

@@ -51,6 +51,11 @@ class Config:
     # reconstruction, weighted by `perceptual`; `perceptual_model` is an `acai classifier` file.
     perceptual: float = 0.0
     perceptual_model: str = ""
+    # Off by default (not in the paper): an adversarial realism loss. A discriminator (the
+    # critic's architecture, its own weights and Adam) learns to tell the training images from
+    # their reconstructions and interpolants; the autoencoder adds `discweight` times its
+    # non-saturating GAN loss, so that both look like photos.
+    discweight: float = 0.0
     # Optimisation. 1 kimg = 1024 images, as in the paper.
     lr: float = 1e-4
     batch: int = 64
@@ -74,6 +79,7 @@ class Config:
             ("advweight", self.advweight >= 0, "must be 0 or more"),
             ("reg", 0 <= self.reg <= 1, "must be in [0, 1]"),
             ("perceptual", self.perceptual >= 0, "must be 0 (off) or more"),
+            ("discweight", self.discweight >= 0, "must be 0 (off) or more"),
             (
                 "perceptual_model",
                 bool(self.perceptual_model) or not self.perceptual,

@@ -86,6 +86,22 @@ def critic_loss(critic_mix, critic_real, alpha):
     return regress + real, regress, real
 
 
+def realism_losses(real_logits, fake_logits):
+    """The non-saturating GAN losses of a discriminator that tells real images from decoded ones.
+
+    Args:
+      real_logits: the discriminator's logits for real images, (B, 1).
+      fake_logits: its logits for decoded images (reconstructions and interpolants), (B', 1).
+
+    Returns:
+      (the discriminator's loss, the decoder's loss): softplus(-real) + softplus(fake), and
+      softplus(-fake), each averaged; the decoder wants its images called real.
+    """
+    real_term = ops.mean(ops.softplus(-real_logits))
+    fake_term = ops.mean(ops.softplus(fake_logits))
+    return real_term + fake_term, ops.mean(ops.softplus(-fake_logits))
+
+
 def lerp(a, b, t):
     """Linear interpolation between latents, per example.
 
@@ -152,6 +168,7 @@ class Rmse255(keras.metrics.Mean):
 # --- the model -------------------------------------------------------------------------------
 
 OPTIMIZERS = ("ae_optimizer", "critic_optimizer", "probe_optimizer")  # compile()'s arguments
+DISC_OPTIMIZER = "disc_optimizer"  # compile()'s fourth, for a model with a discriminator
 
 
 @keras.saving.register_keras_serializable(package="acai")
@@ -169,6 +186,7 @@ class ACAI(keras.Model):
         advdepth: int = 0,
         advweight: float = 0.5,
         reg: float = 0.2,
+        discweight: float = 0.0,
         policy: str = "float32",
         seed: int = 0,
         mix_groups: int = 1,
@@ -179,6 +197,7 @@ class ACAI(keras.Model):
         self.num_classes = num_classes
         self.depth, self.latent, self.scales = depth, latent, scales
         self.advdepth, self.advweight, self.reg = advdepth, advweight, reg
+        self.discweight = discweight
         self.policy, self.seed = policy, seed
         self.mix_groups = mix_groups  # see mix_latents; 1 = the whole (per-replica) batch
         size = self.image_shape[0] >> scales
@@ -193,6 +212,20 @@ class ACAI(keras.Model):
             self.image_shape, depth=advdepth or depth, latent=latent, scales=scales, dtype=policy
         )
         self.probe = networks.probe(self.latent_shape, num_classes=num_classes)
+        # Off by default (not in the paper): a realism discriminator, the critic's architecture
+        # with its own weights, real photos against reconstructions and interpolants.
+        self.discriminator = (
+            networks.critic(
+                self.image_shape,
+                depth=advdepth or depth,
+                latent=latent,
+                scales=scales,
+                dtype=policy,
+                name="discriminator",
+            )
+            if discweight
+            else None
+        )
         self.seed_generator = keras.random.SeedGenerator(seed)
         # Training steps taken; saved with the weights, so a resumed run knows where it is.
         self.step = self.add_weight(
@@ -204,6 +237,8 @@ class ACAI(keras.Model):
             aggregation="only_first_replica",
         )
         names = ["loss_ae", "loss_ae_critic", "loss_critic", "loss_critic_real", "loss_probe"]
+        if self.discriminator is not None:
+            names += ["loss_ae_disc", "loss_disc"]
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.rmse = Rmse255(name="rmse")
         self.probe_accuracy = keras.metrics.SparseCategoricalAccuracy(name="probe_accuracy")
@@ -221,6 +256,7 @@ class ACAI(keras.Model):
             "advdepth": self.advdepth,
             "advweight": self.advweight,
             "reg": self.reg,
+            "discweight": self.discweight,
             "policy": self.policy,
             "seed": self.seed,
             "mix_groups": self.mix_groups,
@@ -234,22 +270,37 @@ class ACAI(keras.Model):
         self._feature_loss = _Untracked(extractor, weight)
         self.trackers["loss_ae_features"] = keras.metrics.Mean(name="loss_ae_features")
 
-    def compile(self, *, ae_optimizer, critic_optimizer, probe_optimizer, **kwargs):
+    def compile(
+        self, *, ae_optimizer, critic_optimizer, probe_optimizer, disc_optimizer=None, **kwargs
+    ):
         """Sets one optimizer per network; the autoencoder's is also `model.optimizer`.
 
-        Under the mixed_float16 policy each optimizer is wrapped in a LossScaleOptimizer.
+        A model with a discriminator (discweight > 0) needs `disc_optimizer` too. Under the
+        mixed_float16 policy each optimizer is wrapped in a LossScaleOptimizer.
         """
-        wrap = self.policy == "mixed_float16"
-        ae_optimizer, critic_optimizer, probe_optimizer = (
-            keras.optimizers.LossScaleOptimizer(o)
-            if wrap and not isinstance(o, keras.optimizers.LossScaleOptimizer)
-            else o
-            for o in (ae_optimizer, critic_optimizer, probe_optimizer)
+        if (disc_optimizer is None) != (self.discriminator is None):
+            needs = "needs" if self.discriminator is not None else "has no discriminator for"
+            raise ValueError(
+                f"this ACAI model (discweight={self.discweight}) {needs} a disc_optimizer"
+            )
+        given = dict(
+            ae_optimizer=ae_optimizer,
+            critic_optimizer=critic_optimizer,
+            probe_optimizer=probe_optimizer,
+            disc_optimizer=disc_optimizer,
         )
-        super().compile(optimizer=ae_optimizer, **kwargs)
-        self.ae_optimizer = ae_optimizer
-        self.critic_optimizer = critic_optimizer
-        self.probe_optimizer = probe_optimizer
+        wrap = self.policy == "mixed_float16"
+        for name, o in given.items():
+            if wrap and o is not None and not isinstance(o, keras.optimizers.LossScaleOptimizer):
+                o = keras.optimizers.LossScaleOptimizer(o)
+            setattr(self, name, o)
+        super().compile(optimizer=self.ae_optimizer, **kwargs)
+
+    @property
+    def optimizer_names(self) -> tuple[str, ...]:
+        """compile()'s optimizer arguments this model uses: OPTIMIZERS, and DISC_OPTIMIZER with a
+        discriminator."""
+        return OPTIMIZERS + ((DISC_OPTIMIZER,) if self.discriminator is not None else ())
 
     def get_compile_config(self):
         """compile()'s arguments with all three optimizers, for `keras.saving`."""
@@ -257,7 +308,7 @@ class ACAI(keras.Model):
         if not config:
             return config
         config.pop("optimizer", None)
-        optimizers = {name: getattr(self, name) for name in OPTIMIZERS}
+        optimizers = {name: getattr(self, name) for name in self.optimizer_names}
         return {**config, **keras.saving.serialize_keras_object(optimizers)}
 
     def compile_from_config(self, config):
@@ -273,11 +324,14 @@ class ACAI(keras.Model):
 
     def _optimized(self):
         ae_vars = self.encoder.trainable_variables + self.decoder.trainable_variables
-        return [
+        pairs = [
             (self.ae_optimizer, ae_vars),
             (self.critic_optimizer, self.critic.trainable_variables),
             (self.probe_optimizer, self.probe.trainable_variables),
         ]
+        if self.discriminator is not None:
+            pairs.append((self.disc_optimizer, self.discriminator.trainable_variables))
+        return pairs
 
     @property
     def metrics(self):
@@ -325,14 +379,14 @@ class ACAI(keras.Model):
             critic_mix = self.critic(x_mix, training=True)  # (B, 1)
             critic_real = self.critic(x_hat + self.reg * (x - x_hat), training=True)
             ae_total, mse, fool = autoencoder_loss(x, x_hat, critic_mix, advweight=self.advweight)
-            losses = [mse, fool]
+            losses = {"loss_ae": mse, "loss_ae_critic": fool}
             if self._feature_loss is not None:
                 extractor, weight = self._feature_loss.extractor, self._feature_loss.weight
                 decoded = ops.cast(x_hat, "float32")  # the extractor runs in float32
-                features = feature_distance(
+                losses["loss_ae_features"] = feature_distance(
                     extractor(x, training=False), extractor(decoded, training=False)
                 )
-                ae_total = ae_total + weight * features
+                ae_total = ae_total + weight * losses["loss_ae_features"]
             critic_total, _, real = critic_loss(
                 critic_mix, critic_real, ops.reshape(alpha, (-1, 1))
             )
@@ -341,16 +395,23 @@ class ACAI(keras.Model):
                 keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
             )
             totals = [ae_total, critic_total, probe_total]
+            if self.discriminator is not None:
+                decoded = ops.concatenate([x_hat, x_mix], axis=0)  # (2B, H, W, C)
+                disc_total, fool_disc = realism_losses(
+                    self.discriminator(x, training=True),
+                    self.discriminator(decoded, training=True),
+                )
+                totals[0] = ae_total + self.discweight * fool_disc
+                totals.append(disc_total)
+                losses.update(loss_ae_disc=fool_disc, loss_disc=disc_total)
             scaled = [o.scale_loss(t * share) for (o, _), t in zip(self._optimized(), totals)]
         for (optimizer, variables), loss in zip(self._optimized(), scaled):
             optimizer.apply(tape.gradient(loss, variables), variables)
         del tape
         self.step.assign_add(1)
-        losses += [critic_total, real, probe_total]
-        if self._feature_loss is not None:
-            losses.append(features)
-        for name, value in zip(self.trackers, losses, strict=True):
-            self.trackers[name].update_state(value)
+        losses.update(loss_critic=critic_total, loss_critic_real=real, loss_probe=probe_total)
+        for name, tracker in self.trackers.items():
+            tracker.update_state(losses[name])
         self.rmse.update_state(mse)
         self.probe_accuracy.update_state(labels, logits)
         return {m.name: m.result() for m in self.metrics}
@@ -407,6 +468,7 @@ def build(
         advdepth=config.advdepth,
         advweight=config.advweight,
         reg=config.reg,
+        discweight=config.discweight,
         policy=precision,
         seed=config.seed,
     )
@@ -416,6 +478,8 @@ def build(
         ae_optimizer=keras.optimizers.Adam(config.lr),
         critic_optimizer=keras.optimizers.Adam(config.lr),
         probe_optimizer=keras.optimizers.Adam(config.lr),  # as the original code: one rate
+        # A GAN discriminator's usual Adam: a short memory of past gradients (beta_1 0.5).
+        disc_optimizer=keras.optimizers.Adam(config.lr, beta_1=0.5) if config.discweight else None,
         jit_compile=jit,
         steps_per_execution=steps_per_execution,
     )

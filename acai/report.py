@@ -188,8 +188,8 @@ def _curves(history: Path) -> str:
     epochs = [int(r["epoch"]) + 1 for r in rows]
     panels = [
         ("Reconstruction RMSE (0-255)", ("rmse", "val_rmse")),
-        ("Autoencoder losses", ("loss_ae", "loss_ae_critic")),
-        ("Critic losses", ("loss_critic", "loss_critic_real")),
+        ("Autoencoder losses", ("loss_ae", "loss_ae_critic", "loss_ae_disc")),
+        ("Critic losses", ("loss_critic", "loss_critic_real", "loss_disc")),
         ("Latent probe accuracy", ("probe_accuracy", "val_probe_accuracy")),
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(13.5, 3.2))

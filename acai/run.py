@@ -97,12 +97,10 @@ def check_resume(workdir: Path, config: Config) -> None:
 
 
 def make_checkpoint(model: ACAI) -> tf.train.Checkpoint:
-    """The model with its three optimizers, as one tf.train.Checkpoint."""
+    """The model with its optimizers (three, four with a discriminator), as one
+    tf.train.Checkpoint."""
     return tf.train.Checkpoint(
-        model=model,
-        ae_optimizer=model.ae_optimizer,
-        critic_optimizer=model.critic_optimizer,
-        probe_optimizer=model.probe_optimizer,
+        model=model, **{name: getattr(model, name) for name in model.optimizer_names}
     )
 
 

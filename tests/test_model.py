@@ -93,7 +93,7 @@ def tiny_model(cls=ACAI, optimizer=keras.optimizers.Adam, jit_compile=False, **k
     shape = {"image_shape": (32, 32, 3), "num_classes": 2, "depth": 4, "latent": 4, "scales": 3}
     model = cls(**{**shape, **kwargs})
     model.compile(
-        **{name: optimizer(1e-3) for name in model_lib.OPTIMIZERS}, jit_compile=jit_compile
+        **{name: optimizer(1e-3) for name in model.optimizer_names}, jit_compile=jit_compile
     )
     model.build_optimizers()
     return model
@@ -204,3 +204,49 @@ def test_feature_loss_trains_the_autoencoder_and_leaves_the_extractor_alone():
     assert all(np.array_equal(w0, w.numpy()) for w0, w in zip(frozen, extractor.weights))
     assert len(model.weights) == count
     assert any(not np.allclose(a, b) for a, b in zip(*decoders))  # the loss reached the decoder
+
+
+def test_realism_losses_are_the_non_saturating_gan_losses():
+    real = np.array([[0.0], [2.0]], np.float32)
+    fake = np.array([[-1.0], [0.0], [3.0]], np.float32)
+    disc, decoder = model_lib.realism_losses(real, fake)
+
+    def softplus(v):
+        return np.log1p(np.exp(v))
+
+    assert float(disc) == pytest.approx(softplus(-real).mean() + softplus(fake).mean(), rel=1e-6)
+    assert float(decoder) == pytest.approx(softplus(-fake).mean(), rel=1e-6)
+    # a discriminator sure of every answer has nearly no loss; its decoder, a large one
+    sure_disc, fooled_not = model_lib.realism_losses(np.full((2, 1), 20.0), np.full((2, 1), -20.0))
+    assert float(sure_disc) < 1e-6 and float(fooled_not) == pytest.approx(20.0, rel=1e-6)
+
+
+def test_a_discriminator_trains_and_its_loss_reaches_the_decoder():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    y = np.zeros(4, np.int32)
+    decoders = []
+    for discweight in (0.0, 1.0):
+        keras.utils.set_random_seed(0)
+        model = tiny_model(discweight=discweight)
+        if discweight:
+            before = [w.numpy().copy() for w in model.discriminator.trainable_weights]
+        logs = model.train_step((x, y))
+        decoders.append([w.numpy() for w in model.decoder.trainable_weights])
+    assert model.optimizer_names == (*model_lib.OPTIMIZERS, model_lib.DISC_OPTIMIZER)
+    assert np.isfinite(float(logs["loss_disc"])) and float(logs["loss_ae_disc"]) > 0
+    after = model.discriminator.trainable_weights
+    assert any(not np.array_equal(w0, w1.numpy()) for w0, w1 in zip(before, after))
+    assert int(model.disc_optimizer.iterations.numpy()) == 1
+    # the same seed builds the same autoencoder; only the discriminator's loss tells them apart
+    assert any(not np.allclose(a, b) for a, b in zip(*decoders))
+
+
+def test_compile_wants_a_disc_optimizer_exactly_when_there_is_a_discriminator():
+    optimizers = {name: keras.optimizers.Adam(1e-3) for name in model_lib.OPTIMIZERS}
+    with pytest.raises(ValueError, match="needs a disc_optimizer"):
+        ACAI(depth=4, latent=4, discweight=0.1).compile(**optimizers)
+    plain = ACAI(depth=4, latent=4)
+    assert plain.discriminator is None and plain.optimizer_names == model_lib.OPTIMIZERS
+    with pytest.raises(ValueError, match="has no discriminator"):
+        plain.compile(**optimizers, disc_optimizer=keras.optimizers.Adam(1e-3))

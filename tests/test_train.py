@@ -2,6 +2,7 @@ import csv
 import json
 import shutil
 
+import keras
 import numpy as np
 import pytest
 
@@ -149,6 +150,24 @@ def test_a_run_with_the_feature_loss_trains_and_loads_without_its_classifier(tin
     assert all(float(row["loss_ae_features"]) > 0 for row in rows)
     path.unlink()  # a trained run needs the classifier no more: it is not in the checkpoint
     assert acai.load_run(tmp_path / "run").step == config.total_steps
+
+
+def test_a_run_with_a_discriminator_trains_resumes_and_exports(tiny_config, tmp_path):
+    from acai import export as export_lib
+
+    config = tiny_config.replace(discweight=0.05)
+    acai.train(config.replace(total_kimg=32 / 1024), tmp_path / "run", verbose=0)
+    results = acai.train(config, tmp_path / "run", verbose=0)  # resumes its optimizer too
+    assert results["step"] == config.total_steps
+    with open(tmp_path / "run" / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and all(float(row["loss_disc"]) > 0 for row in rows)
+    model = acai.load_run(tmp_path / "run").model
+    assert int(model.disc_optimizer.iterations.numpy()) == config.total_steps
+    export_lib.export(tmp_path / "run", out=tmp_path / "export")
+    again = keras.saving.load_model(tmp_path / "export" / "acai.keras")
+    for w0, w1 in zip(model.discriminator.weights, again.discriminator.weights):
+        np.testing.assert_array_equal(w0.numpy(), w1.numpy())
 
 
 def test_a_missing_perceptual_model_is_refused_before_the_workdir_is_made(tiny_config, tmp_path):
