@@ -170,13 +170,16 @@ def train(config: Config, workdir: str | Path, *, verbose: int = 1) -> dict:
     strategy = make_strategy(config.strategy)
     if not is_chief(strategy):  # writes go to a private folder, deleted at the end
         with tempfile.TemporaryDirectory(prefix="acai-worker-") as scratch:
-            return _train(config, workdir, Path(scratch), data, strategy, verbose=0)
+            return _train(
+                config, workdir, Path(scratch), data, strategy, verbose=0, signals=_Signals()
+            )
     with run_lib.workdir_lock(workdir), _signals_raise_interrupted() as signals:
         return _train(config, workdir, workdir, data, strategy, verbose=verbose, signals=signals)
 
 
-def _train(config, workdir: Path, out: Path, data, strategy, *, verbose: int, signals=None) -> dict:
-    """Trains with checkpoints restored from `workdir` and everything written to `out`."""
+def _train(config, workdir: Path, out: Path, data, strategy, *, verbose: int, signals) -> dict:
+    """Trains with checkpoints restored from `workdir` and everything written to `out`;
+    `signals` (a `_Signals`) turns the signals it was installed for into `Interrupted`."""
     precision, jit = resolve_precision(config.precision), resolve_jit(config.jit_compile)
     jit = xla_for(strategy, jit)
     write_json(out / "config.json", config.to_dict())
@@ -256,10 +259,10 @@ def _train(config, workdir: Path, out: Path, data, strategy, *, verbose: int, si
             cb.SampleGrids(pairs, out / "samples", out / "logs"),
             keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
             keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
-            *([] if signals is None else [signals.callback()]),
+            signals.callback(),
         ]
         try:
-            with contextlib.nullcontext() if signals is None else signals.deferred():
+            with signals.deferred():
                 loop.fit(
                     model,
                     strategy,
@@ -368,13 +371,13 @@ class _Signals:
 
 @contextlib.contextmanager
 def _signals_raise_interrupted():
-    """Installs `_Signals` for SIGTERM and SIGINT, so a checkpoint is written on the way out;
-    yields it, or None off the main thread (signals are then left alone)."""
+    """Installs a `_Signals` for SIGTERM and SIGINT, so a checkpoint is written on the way out,
+    and yields it; off the main thread signals are left alone (it then never raises)."""
     signals = _Signals()
     try:
         previous = {s: signal.signal(s, signals.handler) for s in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread: leave signals alone
-        yield None
+        yield signals
         return
     try:
         yield signals
