@@ -142,13 +142,13 @@ def train(
     return info
 
 
-def mirrored_logits(model: keras.Model, images: np.ndarray) -> np.ndarray:
-    """The mean of the model's logits for uint8 images (B, H, W, C) and their mirror images."""
+def mirrored_logits(model: keras.Model, images: np.ndarray, *, logits=None) -> np.ndarray:
+    """The mean of the model's logits for uint8 images (B, H, W, C) and their mirror images;
+    `logits`, the images' own logits when they are at hand, saves predicting them again."""
     x = to_float(images)
-    return (
-        model.predict(x, batch_size=256, verbose=0)
-        + model.predict(x[:, :, ::-1], batch_size=256, verbose=0)
-    ) / 2
+    if logits is None:
+        logits = model.predict(x, batch_size=256, verbose=0)
+    return (logits + model.predict(x[:, :, ::-1], batch_size=256, verbose=0)) / 2
 
 
 def _load(path: str | Path) -> tuple[keras.Model, dict]:
@@ -213,9 +213,8 @@ class Classifier:
         features of the images as they are, the probabilities as `probabilities` gives them."""
         x = to_float(images)
         features, logits = self._features_and_logits.predict(x, batch_size=256, verbose=0)
-        mirrored = self.model.predict(x[:, :, ::-1], batch_size=256, verbose=0)
-        probabilities = keras.ops.softmax((logits + mirrored) / 2, axis=-1)
-        return np.asarray(features), np.asarray(probabilities)
+        mean = mirrored_logits(self.model, images, logits=logits)
+        return np.asarray(features), np.asarray(keras.ops.softmax(mean, axis=-1))
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """uint8 images (B, H, W, C) -> the penultimate layer's features (B, d), what KID
