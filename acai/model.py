@@ -303,7 +303,7 @@ class ACAI(keras.Model):
         return OPTIMIZERS + ((DISC_OPTIMIZER,) if self.discriminator is not None else ())
 
     def get_compile_config(self):
-        """compile()'s arguments with all three optimizers, for `keras.saving`."""
+        """compile()'s arguments with all of the model's optimizers, for `keras.saving`."""
         config = super().get_compile_config()  # serialized; its "optimizer" is ae_optimizer
         if not config:
             return config
@@ -396,10 +396,10 @@ class ACAI(keras.Model):
             )
             totals = [ae_total, critic_total, probe_total]
             if self.discriminator is not None:
-                decoded = ops.concatenate([x_hat, x_mix], axis=0)  # (2B, H, W, C)
+                fakes = ops.concatenate([x_hat, x_mix], axis=0)  # (2B, H, W, C)
                 disc_total, fool_disc = realism_losses(
                     self.discriminator(x, training=True),
-                    self.discriminator(decoded, training=True),
+                    self.discriminator(fakes, training=True),
                 )
                 totals[0] = ae_total + self.discweight * fool_disc
                 totals.append(disc_total)
