@@ -56,6 +56,10 @@ class Config:
     # their reconstructions and interpolants; the autoencoder adds `discweight` times its
     # non-saturating GAN loss, so that both look like photos.
     discweight: float = 0.0
+    # Off by default (not in the paper): the decay of a moving average of the encoder's and
+    # decoder's weights (e.g. 0.999), kept beside them; encoding, decoding, evaluation and
+    # export use the average, which swings less between checkpoints than the weights do.
+    ema: float = 0.0
     # Optimisation. 1 kimg = 1024 images, as in the paper.
     lr: float = 1e-4
     batch: int = 64
@@ -80,6 +84,7 @@ class Config:
             ("reg", 0 <= self.reg <= 1, "must be in [0, 1]"),
             ("perceptual", self.perceptual >= 0, "must be 0 (off) or more"),
             ("discweight", self.discweight >= 0, "must be 0 (off) or more"),
+            ("ema", 0 <= self.ema < 1, "must be in [0, 1): 0 (off) or a decay such as 0.999"),
             (
                 "perceptual_model",
                 bool(self.perceptual_model) or not self.perceptual,

@@ -136,8 +136,8 @@ def serving_archive(model):
     import keras
 
     archive = keras.export.ExportArchive()
-    archive.track(model.encoder)
-    archive.track(model.decoder)
+    for net in model.sampler:  # the moving averages, for a model trained with ema
+        archive.track(net)
     functions, signatures = endpoint_functions(model), endpoint_signatures(model)
     for name in sorted(functions, key=lambda n: n != SERVING_DEFAULT):
         archive.add_endpoint(name, functions[name], list(signatures[name].values()))

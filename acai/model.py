@@ -102,6 +102,14 @@ def realism_losses(real_logits, fake_logits):
     return real_term + fake_term, ops.mean(ops.softplus(-fake_logits))
 
 
+def ema_decay(decay, step):
+    """The moving average's decay at training step `step`: `decay`, but lower early on, so the
+    average is not dominated by the initial weights ((1 + step) / (10 + step), as in
+    tf.train.ExponentialMovingAverage with num_updates)."""
+    step = ops.cast(step, "float32")
+    return ops.minimum(decay, (1.0 + step) / (10.0 + step))
+
+
 def lerp(a, b, t):
     """Linear interpolation between latents, per example.
 
@@ -190,6 +198,7 @@ class ACAI(keras.Model):
         policy: str = "float32",
         seed: int = 0,
         mix_groups: int = 1,
+        ema: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -200,6 +209,7 @@ class ACAI(keras.Model):
         self.discweight = discweight
         self.policy, self.seed = policy, seed
         self.mix_groups = mix_groups  # see mix_latents; 1 = the whole (per-replica) batch
+        self.ema = ema
         size = self.image_shape[0] >> scales
         self.latent_shape = (size, size, latent)
         self.encoder = networks.encoder(
@@ -226,6 +236,29 @@ class ACAI(keras.Model):
             if discweight
             else None
         )
+        # Off by default (not in the paper): a moving average of the autoencoder's weights, a
+        # second encoder and decoder that encode, decode and interpolate use instead.
+        self.ema_encoder = self.ema_decoder = None
+        if ema:
+            self.ema_encoder = networks.encoder(
+                self.image_shape,
+                depth=depth,
+                latent=latent,
+                scales=scales,
+                dtype=policy,
+                name="ema_encoder",
+            )
+            self.ema_decoder = networks.decoder(
+                self.latent_shape,
+                depth=depth,
+                colors=self.image_shape[-1],
+                scales=scales,
+                dtype=policy,
+                name="ema_decoder",
+            )
+            for average, net in self._averaged():
+                average.trainable = False
+                average.set_weights(net.get_weights())
         self.seed_generator = keras.random.SeedGenerator(seed)
         # Training steps taken; saved with the weights, so a resumed run knows where it is.
         self.step = self.add_weight(
@@ -260,6 +293,7 @@ class ACAI(keras.Model):
             "policy": self.policy,
             "seed": self.seed,
             "mix_groups": self.mix_groups,
+            "ema": self.ema,
         }
 
     def use_feature_loss(self, extractor: keras.Model, weight: float) -> None:
@@ -341,13 +375,20 @@ class ACAI(keras.Model):
         """Reconstructs `images` (B, H, W, C) in [-1, 1]."""
         return self.decoder(self.encoder(images, training=training), training=training)
 
+    @property
+    def sampler(self) -> tuple[keras.Model, keras.Model]:
+        """The encoder and decoder that inference uses: the moving averages when `ema` is on."""
+        if self.ema_encoder is not None:
+            return self.ema_encoder, self.ema_decoder
+        return self.encoder, self.decoder
+
     def encode(self, images):
         """Images (B, H, W, C) in [-1, 1] -> latents (B, h, w, latent)."""
-        return self.encoder(images, training=False)
+        return self.sampler[0](images, training=False)
 
     def decode(self, latents):
         """Latents (B, h, w, latent) -> images (B, H, W, C) in about [-1, 1]."""
-        return self.decoder(latents, training=False)
+        return self.sampler[1](latents, training=False)
 
     def interpolate(self, images_a, images_b, t, *, spherical: bool = True):
         """Decodes the latent path between two batches of images at position(s) t.
@@ -408,6 +449,8 @@ class ACAI(keras.Model):
         for (optimizer, variables), loss in zip(self._optimized(), scaled):
             optimizer.apply(tape.gradient(loss, variables), variables)
         del tape
+        if self.ema_encoder is not None:
+            self._update_averages(ema_decay(self.ema, self.step))
         self.step.assign_add(1)
         losses.update(loss_critic=critic_total, loss_critic_real=real, loss_probe=probe_total)
         for name, tracker in self.trackers.items():
@@ -416,10 +459,37 @@ class ACAI(keras.Model):
         self.probe_accuracy.update_state(labels, logits)
         return {m.name: m.result() for m in self.metrics}
 
+    def _averaged(self):
+        """(moving average, network) pairs."""
+        return ((self.ema_encoder, self.encoder), (self.ema_decoder, self.decoder))
+
+    def _update_averages(self, decay):
+        """average <- decay * average + (1 - decay) * weight, once per step on every replica."""
+        pairs = [
+            (average.value, weight.value)  # the tf.Variables under the Keras variables
+            for averages, net in self._averaged()
+            for average, weight in zip(averages.weights, net.weights)
+        ]
+
+        def update(strategy):  # in cross-replica context, like the optimizers' own updates
+            for average, weight in pairs:
+                strategy.extended.update(
+                    average,
+                    lambda a, w: a.assign(decay * a + (1.0 - decay) * w),
+                    args=(weight,),
+                    group=False,
+                )
+
+        context = tf.distribute.get_replica_context()
+        if context is None:
+            update(tf.distribute.get_strategy())
+        else:
+            context.merge_call(update)
+
     def test_step(self, data):
         x, labels = data
-        z = self.encoder(x, training=False)
-        x_hat = self.decoder(z, training=False)
+        z = self.encode(x)
+        x_hat = self.decode(z)
         per_image = ops.mean(ops.square(x - x_hat), axis=(1, 2, 3))
         self.rmse.update_state(per_image)
         self.probe_accuracy.update_state(labels, self.probe(z, training=False))
@@ -471,6 +541,7 @@ def build(
         discweight=config.discweight,
         policy=precision,
         seed=config.seed,
+        ema=config.ema,
     )
     if config.perceptual and feature_extractor is not None:
         model.use_feature_loss(feature_extractor, config.perceptual)

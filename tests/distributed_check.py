@@ -54,6 +54,9 @@ def main():
     weight_diff = largest_gap(trained(twin), trained(single))
     moved = largest_gap(trained(twin), [initial[i] for i in _trainable_indices(twin)])
     ungrouped_diff = largest_gap(trained(twin), trained(ungrouped))
+    averages = [net.weights for net in twin.sampler], [net.weights for net in single.sampler]
+    average_diff = largest_gap(sum(averages[0], []), sum(averages[1], []))
+    average_lag = largest_gap(sum(averages[0], []), twin.encoder.weights + twin.decoder.weights)
 
     # A checkpoint written with 2 replicas restores into a model on 1 device.
     path = tf.train.Checkpoint(model=twin).write(sys.argv[1])
@@ -70,6 +73,8 @@ def main():
                 "restore_diff": restore_diff,
                 "weights_moved": moved,
                 "ungrouped_weight_diff": ungrouped_diff,
+                "average_diff": average_diff,
+                "average_lag": average_lag,
                 "losses": {k: v[-1] for k, v in h_twin.items()},
             }
         )

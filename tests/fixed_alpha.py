@@ -15,9 +15,16 @@ class FixedAlpha(model_lib.ACAI):
 
 def build(mix_groups: int) -> FixedAlpha:
     """A compiled depth-4 FixedAlpha for 32x32x3 images and 2 classes, without down-sampling
-    levels: the step each process traces stays small; what is compared does not change."""
+    levels: the step each process traces stays small; what is compared does not change. It keeps
+    a moving average of its weights (ema), so the replica checks cover that update too."""
     model = FixedAlpha(
-        image_shape=(32, 32, 3), num_classes=2, depth=4, latent=4, scales=0, mix_groups=mix_groups
+        image_shape=(32, 32, 3),
+        num_classes=2,
+        depth=4,
+        latent=4,
+        scales=0,
+        mix_groups=mix_groups,
+        ema=0.5,
     )
     model.compile(**{name: keras.optimizers.Adam(1e-3) for name in model_lib.OPTIMIZERS})
     model.build_optimizers()

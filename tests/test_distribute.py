@@ -27,6 +27,8 @@ def test_mirrored_over_two_replicas_matches_one_device(tmp_path):
     assert report["weights_moved"] > 1e-4  # training did change the weights
     # Same initial weights, alphas and batches: losses and weights agree to float32 round-off.
     assert report["loss_diff"] < 1e-5 and report["weight_diff"] < 1e-5
+    # The moving average of the weights is updated once per step, alike on both replicas.
+    assert report["average_diff"] < 1e-5 and report["average_lag"] > 1e-5
     # Reversing the whole batch on one device pairs other images: the check can tell.
     assert report["ungrouped_weight_diff"] > 100 * max(report["weight_diff"], 1e-7)
     # A checkpoint written with 2 replicas restores exactly on 1 device.

@@ -250,3 +250,33 @@ def test_compile_wants_a_disc_optimizer_exactly_when_there_is_a_discriminator():
     assert plain.discriminator is None and plain.optimizer_names == model_lib.OPTIMIZERS
     with pytest.raises(ValueError, match="has no discriminator"):
         plain.compile(**optimizers, disc_optimizer=keras.optimizers.Adam(1e-3))
+
+
+def test_ema_decay_starts_low_and_reaches_the_set_decay():
+    decays = [float(model_lib.ema_decay(0.999, step)) for step in (0, 10, 10_000)]
+    assert decays == pytest.approx([0.1, 11 / 20, 0.999])
+
+
+def test_the_moving_average_follows_the_weights_and_serves_inference():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    y = np.zeros(4, np.int32)
+    model = tiny_model(ema=0.9)
+    assert model.sampler == (model.ema_encoder, model.ema_decoder)
+    for averages, net in ((model.ema_encoder, model.encoder), (model.ema_decoder, model.decoder)):
+        assert not averages.trainable_weights  # the optimizers never touch them
+        for a, w in zip(averages.weights, net.weights):
+            np.testing.assert_array_equal(a.numpy(), w.numpy())  # they start as the weights
+    for step in range(3):
+        before = [a.numpy().copy() for a in model.ema_decoder.weights]
+        model.train_step((x, y))
+        decay = float(model_lib.ema_decay(0.9, step))
+        for a0, a, w in zip(before, model.ema_decoder.weights, model.decoder.weights):
+            expected = decay * a0 + (1 - decay) * w.numpy()
+            np.testing.assert_allclose(a.numpy(), expected, rtol=1e-5, atol=1e-7)
+    # inference decodes with the average, training with the weights: after 3 steps they differ
+    z = model.encode(x)
+    np.testing.assert_allclose(np.asarray(z), np.asarray(model.ema_encoder(x)), atol=1e-6)
+    assert not np.allclose(np.asarray(model.decode(z)), np.asarray(model.decoder(z)), atol=1e-6)
+    plain = tiny_model()
+    assert plain.ema_encoder is None and plain.sampler == (plain.encoder, plain.decoder)

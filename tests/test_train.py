@@ -5,6 +5,7 @@ import shutil
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import acai
 from acai import WorkdirError
@@ -177,3 +178,27 @@ def test_a_missing_perceptual_model_is_refused_before_the_workdir_is_made(tiny_c
     assert not (tmp_path / "run").exists()
     with pytest.raises(acai.ConfigError, match="must name a classifier"):
         tiny_config.replace(perceptual=0.1)
+
+
+def test_a_run_with_a_moving_average_trains_resumes_and_exports_the_average(tiny_config, tmp_path):
+    from acai import export as export_lib
+    from acai.images import to_float
+
+    config = tiny_config.replace(ema=0.9)
+    acai.train(config.replace(total_kimg=32 / 1024), tmp_path / "run", verbose=0)
+    results = acai.train(config, tmp_path / "run", verbose=0)  # resumes the average too
+    assert results["step"] == config.total_steps
+    model = acai.load_run(tmp_path / "run").model
+    assert any(
+        not np.array_equal(a.numpy(), w.numpy())
+        for a, w in zip(model.ema_decoder.weights, model.decoder.weights)
+    )
+    export_lib.export(tmp_path / "run", out=tmp_path / "export")
+    again = keras.saving.load_model(tmp_path / "export" / "acai.keras")
+    for w0, w1 in zip(model.ema_decoder.weights, again.ema_decoder.weights):
+        np.testing.assert_array_equal(w0.numpy(), w1.numpy())
+    served = tf.saved_model.load(str(tmp_path / "export" / "saved_model"))
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_allclose(
+        served.encode(images).numpy(), np.asarray(model.encode(to_float(images))), atol=1e-4
+    )
