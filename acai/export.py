@@ -88,10 +88,13 @@ def write_artefacts(run, directory: Path) -> dict:
     Returns:
       The metadata, as written to metadata.json.
     """
+    from acai import networks
+
     model = run.model
     model.save(directory / "acai.keras")
-    for name in ("encoder", "decoder", "critic"):
-        getattr(model, name).save(directory / f"{name}.keras")
+    (encoder, decoder), critic = model.sampler, model.critic  # the averages, with ema
+    for name, network in (("encoder", encoder), ("decoder", decoder), ("critic", critic)):
+        networks.with_keras_layers(network).save(directory / f"{name}.keras")
     serving_archive(model).write_out(str(directory / "saved_model"), verbose=False)
     metadata = make_metadata(run)
     write_json(directory / "metadata.json", metadata)
