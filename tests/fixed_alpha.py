@@ -26,6 +26,6 @@ def build(mix_groups: int) -> FixedAlpha:
         mix_groups=mix_groups,
         ema=0.5,
     )
-    model.compile(**{name: keras.optimizers.Adam(1e-3) for name in model_lib.OPTIMIZERS})
+    model.compile(**{name: model_lib.FusedAdam(1e-3) for name in model_lib.OPTIMIZERS})
     model.build_optimizers()
     return model

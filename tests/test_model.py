@@ -90,7 +90,7 @@ def test_vector_t_gives_one_batch_per_position():
 # --- the model -------------------------------------------------------------------------------
 
 
-def tiny_model(cls=ACAI, optimizer=keras.optimizers.Adam, jit_compile=False, **kwargs):
+def tiny_model(cls=ACAI, optimizer=model_lib.FusedAdam, jit_compile=False, **kwargs):
     shape = {"image_shape": (32, 32, 3), "num_classes": 2, "depth": 4, "latent": 4, "scales": 3}
     model = cls(**{**shape, **kwargs})
     model.compile(
@@ -314,3 +314,25 @@ def test_the_fusable_leaky_relu_takes_the_same_step_as_keras_own():
     assert max(np.abs(g).max() for g in stock) > 1e-3  # the step does move the weights
     for g0, g1 in zip(fused, stock):  # the same gradients, to float32 round-off
         np.testing.assert_allclose(g0, g1, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_fused_adam_takes_keras_adams_steps(jit):
+    rng = np.random.default_rng(0)
+    shapes = [(3, 3, 4, 8), (8,)]
+    start = [rng.normal(size=s).astype(np.float32) for s in shapes]
+    grads = [[rng.normal(size=s).astype(np.float32) for s in shapes] for _ in range(3)]
+    results = []
+    for cls in (model_lib.FusedAdam, keras.optimizers.Adam):
+        variables = [keras.Variable(w) for w in start]
+        optimizer = cls(1e-2)
+        optimizer.build(variables)
+        apply = tf.function(lambda g: optimizer.apply(g, variables), jit_compile=jit)  # noqa: B023
+        for g in grads:
+            apply([tf.constant(x) for x in g])
+        results.append([v.numpy() for v in variables])
+        assert int(optimizer.iterations.numpy()) == 3
+    fused, stock = results
+    assert all(np.abs(w - w0).mean() > 1e-3 for w, w0 in zip(stock, start))  # the steps moved them
+    for w0, w1 in zip(fused, stock):
+        np.testing.assert_allclose(w0, w1, rtol=1e-5, atol=1e-7)
