@@ -199,18 +199,21 @@ def flops_per_image(model: model_lib.ACAI) -> int:
     2 FLOPs per multiply-add (`multiply_adds`). Per image the step runs the encoder once, the
     decoder twice (reconstruction and mix), the critic twice (interpolant and regularised
     reconstruction), the probe once and a discriminator, where there is one, three times (real,
-    reconstruction and mix); a backward pass costs twice its forward pass, so the total is 3x
-    the forward.
+    reconstruction and mix). A backward pass costs twice its forward pass (gradients of the
+    inputs and of the weights), so those make 3x the forward. On top, the autoencoder's losses
+    send gradients back through the critic's call on the interpolants (when advweight > 0) and
+    the discriminator's calls on the reconstructions and the interpolants: that gradient of the
+    inputs is a second one, beside the critic's (or discriminator's) own, one forward pass more
+    each.
     """
-    forward = (
-        multiply_adds(model.encoder)
-        + 2 * multiply_adds(model.decoder)
-        + 2 * multiply_adds(model.critic)
-        + multiply_adds(model.probe)
-    )
+    critic, disc = multiply_adds(model.critic), 0
+    forward = multiply_adds(model.encoder) + 2 * multiply_adds(model.decoder) + 2 * critic
+    forward += multiply_adds(model.probe)
     if model.discriminator is not None:
-        forward += 3 * multiply_adds(model.discriminator)
-    return 3 * 2 * forward
+        disc = multiply_adds(model.discriminator)
+        forward += 3 * disc
+    second_input_gradients = (critic if model.advweight else 0) + 2 * disc
+    return 2 * (3 * forward + second_input_gradients)
 
 
 def peak_timer(dtype: str, *, size: int = PEAK_SIZE, repeats: int = 3):

@@ -15,16 +15,20 @@ def test_multiply_adds_counts_convolutions_and_dense_layers_in_nested_models():
     assert bench.multiply_adds(outer) == 8 * 8 * 4 * 3 * 3 * 2 + 8 * 8 * 4 * 3
 
 
-def test_flops_per_image_counts_two_decoder_and_two_critic_passes_forward_and_back():
+def test_flops_per_image_counts_the_passes_forward_and_back():
     model = tiny_model()
-    forward = (
-        bench.multiply_adds(model.encoder)
-        + 2 * bench.multiply_adds(model.decoder)
-        + 2 * bench.multiply_adds(model.critic)
-        + bench.multiply_adds(model.probe)
+    encoder, decoder, critic, probe = (
+        bench.multiply_adds(getattr(model, name))
+        for name in ("encoder", "decoder", "critic", "probe")
     )
-    assert bench.multiply_adds(model.decoder) > 0
-    assert bench.flops_per_image(model) == 3 * 2 * forward
+    forward = encoder + 2 * decoder + 2 * critic + probe
+    assert min(encoder, decoder, critic, probe) > 0
+    # backward twice the forward, and the autoencoder's gradient through the critic on the mixes
+    assert bench.flops_per_image(model) == 2 * (3 * forward + critic)
+    assert bench.flops_per_image(tiny_model(advweight=0.0)) == 2 * 3 * forward
+    disc = tiny_model(discweight=0.1)
+    extra = bench.multiply_adds(disc.discriminator)  # called on 3 batches, 2 of them decoded
+    assert bench.flops_per_image(disc) == 2 * (3 * (forward + 3 * extra) + critic + 2 * extra)
 
 
 def test_reference_step_trains_the_same_networks_and_the_peak_is_timed():
