@@ -22,5 +22,6 @@ def get_config() -> Config:
         perceptual_model="runs/perceptual/classifier.keras",
         lr=3e-4,  # 3x the paper's rate: the budget is about 6% of the paper's images
         total_kimg=1024,  # 384 kimg left its slerp interpolants less realistic than a cross-fade
+        ema=0.999,  # sample from the weights' average over about the last 64 kimg
         epoch_kimg=16,
     )
