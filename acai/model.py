@@ -246,12 +246,28 @@ class ACAI(keras.Model):
         self.ema = ema
         size = self.image_shape[0] >> scales
         self.latent_shape = (size, size, latent)
-        self.encoder = networks.encoder(
-            self.image_shape, depth=depth, latent=latent, scales=scales, dtype=policy
-        )
-        self.decoder = networks.decoder(
-            self.latent_shape, depth=depth, colors=self.image_shape[-1], scales=scales, dtype=policy
-        )
+
+        def autoencoder(prefix: str = ""):
+            return (
+                networks.encoder(
+                    self.image_shape,
+                    depth=depth,
+                    latent=latent,
+                    scales=scales,
+                    dtype=policy,
+                    name=f"{prefix}encoder",
+                ),
+                networks.decoder(
+                    self.latent_shape,
+                    depth=depth,
+                    colors=self.image_shape[-1],
+                    scales=scales,
+                    dtype=policy,
+                    name=f"{prefix}decoder",
+                ),
+            )
+
+        self.encoder, self.decoder = autoencoder()
         self.critic = networks.critic(
             self.image_shape, depth=advdepth or depth, latent=latent, scales=scales, dtype=policy
         )
@@ -274,22 +290,7 @@ class ACAI(keras.Model):
         # second encoder and decoder that encode, decode and interpolate use instead.
         self.ema_encoder = self.ema_decoder = None
         if ema:
-            self.ema_encoder = networks.encoder(
-                self.image_shape,
-                depth=depth,
-                latent=latent,
-                scales=scales,
-                dtype=policy,
-                name="ema_encoder",
-            )
-            self.ema_decoder = networks.decoder(
-                self.latent_shape,
-                depth=depth,
-                colors=self.image_shape[-1],
-                scales=scales,
-                dtype=policy,
-                name="ema_decoder",
-            )
+            self.ema_encoder, self.ema_decoder = autoencoder("ema_")
             for average, net in self._averaged():
                 average.trainable = False
                 average.set_weights(net.get_weights())
