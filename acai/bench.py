@@ -239,17 +239,18 @@ def peak_timer(dtype: str, *, size: int = PEAK_SIZE, repeats: int = 3):
 
 def reference_step(config: Config, *, image_shape, num_classes: int, precision: str, jit: bool):
     """A plain Keras 3 ACAI train step of the same networks and losses, as a user would write
-    it: stock Keras layers (`keras.layers.LeakyReLU`, not `acai.networks.LeakyReLU`), a decoder
-    call for the reconstructions and another for the mixes, a critic call for the interpolants
-    and another for the regularised reconstructions, three Adam optimizers, one `tf.function`.
+    it: Keras' own layers (`keras.layers.Conv2D` and `LeakyReLU`, not those of `acai.networks`),
+    a decoder call for the reconstructions and another for the mixes, a critic call for the
+    interpolants and another for the regularised reconstructions, three Adam optimizers, one
+    `tf.function`.
 
     Returns:
       A function (images, labels) -> the autoencoder's loss that trains the networks one step.
     """
     size = image_shape[0] >> config.scales
     latent_shape = (size, size, config.latent)
-    # Keras' own LeakyReLU: the plain step a user would write with stock layers.
-    shape = {"scales": config.scales, "dtype": precision, "activation": keras.layers.LeakyReLU}
+    # Keras' own layers: the plain step a user would write.
+    shape = {"scales": config.scales, "dtype": precision, "stock": True}
     encoder = networks.encoder(image_shape, depth=config.depth, latent=config.latent, **shape)
     decoder = networks.decoder(latent_shape, depth=config.depth, colors=image_shape[-1], **shape)
     critic = networks.critic(

@@ -1,5 +1,7 @@
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from acai import networks
 
@@ -60,3 +62,56 @@ def test_conv_init_is_he_normal_corrected_for_the_leak(fan_in_channels):
     kernel = enc.get_layer("down0_a").kernel.numpy()  # 3x3, 64 -> 64
     expected = 1.0 / np.sqrt((1 + 0.2**2) * 9 * fan_in_channels)
     assert kernel.std() == pytest.approx(expected, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "shape, filters",
+    [((2, 4, 4, 5), 7), ((2, 4, 4, 7), 5), ((3, 5, 6, 4), 4)],  # C < F, C > F, C = F, H != W
+)
+def test_the_matmul_kernel_gradient_is_conv2d_backprop_filter(shape, filters):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=shape), tf.float32)
+    dy = tf.constant(rng.normal(size=(*shape[:3], filters)), tf.float32)
+    expected = tf.raw_ops.Conv2DBackpropFilter(
+        input=x,
+        filter_sizes=[3, 3, shape[-1], filters],
+        out_backprop=dy,
+        strides=[1, 1, 1, 1],
+        padding="SAME",
+    )
+    got = networks.conv3x3_kernel_grad(x, dy)
+    assert got.shape == (3, 3, shape[-1], filters)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_conv2d_with_the_matmul_gradient_computes_what_keras_conv2d_does():
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(size=(2, 8, 8, 6)), tf.float32)
+    ours = networks.Conv2D(4, 3, padding="same", matmul_grad=True)
+    stock = keras.layers.Conv2D(4, 3, padding="same")
+    ours.build(x.shape)
+    stock.build(x.shape)
+    stock.set_weights([w + rng.normal(size=w.shape) for w in ours.get_weights()])
+    ours.set_weights(stock.get_weights())
+    assert ours.kernel_grad_by_matmul
+    results = []
+    for layer in (ours, stock):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(tf.sin(y))  # a gradient that differs from pixel to pixel
+        results.append([y, *tape.gradient(loss, [x, layer.kernel, layer.bias])])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_the_matmul_gradient_is_used_on_small_bfloat16_maps_only():
+    def by_matmul(dtype):
+        enc = networks.encoder((32, 32, 3), depth=4, latent=4, scales=3, dtype=dtype)
+        return {la.name for la in enc.layers if getattr(la, "kernel_grad_by_matmul", False)}
+
+    # 8x8 and 4x4 maps: the last level's two convolutions, the neck and the latent
+    assert by_matmul("mixed_bfloat16") == {"down2_a", "down2_b", "neck", "latent"}
+    assert by_matmul("float32") == set()
+    stock = networks.encoder((32, 32, 3), depth=4, latent=4, scales=3, stock=True)
+    assert all(type(la) is not networks.Conv2D for la in stock.layers)
