@@ -407,8 +407,10 @@ class ACAI(keras.Model):
         return [*self.trackers.values(), self.rmse, self.probe_accuracy]
 
     def call(self, images, training=False):
-        """Reconstructs `images` (B, H, W, C) in [-1, 1]."""
-        return self.decoder(self.encoder(images, training=training), training=training)
+        """Reconstructs `images` (B, H, W, C) in [-1, 1]; outside training through `sampler`,
+        as `encode` and `decode` do."""
+        encoder, decoder = (self.encoder, self.decoder) if training else self.sampler
+        return decoder(encoder(images, training=training), training=training)
 
     @property
     def sampler(self) -> tuple[keras.Model, keras.Model]:

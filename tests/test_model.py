@@ -279,6 +279,8 @@ def test_the_moving_average_follows_the_weights_and_serves_inference():
     z = model.encode(x)
     np.testing.assert_allclose(np.asarray(z), np.asarray(model.ema_encoder(x)), atol=1e-6)
     assert not np.allclose(np.asarray(model.decode(z)), np.asarray(model.decoder(z)), atol=1e-6)
+    # so does reconstructing, with model(x)
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(model.decode(z)), atol=1e-6)
     plain = tiny_model()
     assert plain.ema_encoder is None and plain.sampler == (plain.encoder, plain.decoder)
 
