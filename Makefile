@@ -48,9 +48,12 @@ interpolate: $(INSTALLED)  ## make interpolate [HORSE=sample|random|7|my.jpg] [B
 	$(BIN)/acai interpolate $(if $(filter command line environment,$(origin WORKDIR)),--workdir $(WORKDIR)) \
 		--horse '$(HORSE)' --bird '$(BIRD)' --out $(or $(OUT),out/pegasus) --t $(T) --steps $(STEPS) $(ARGS)
 
+# The recipe's feature loss needs its own classifier first (trained once, then kept).
 pretrained: $(INSTALLED)  ## retrain and re-export the shipped model: make pretrained DATA=path/to/cifar10
-	$(BIN)/acai train --config experiments/pegasus_cpu.py --data $(DATA) --workdir runs/pretrained $(ARGS)
-	$(BIN)/acai export runs/pretrained --out acai/pretrained/pegasus_cpu --overwrite
+	test -f runs/perceptual/classifier.keras || $(BIN)/acai classifier --data $(DATA) --seed 1 \
+		--epochs 4 --out runs/perceptual/classifier.keras
+	$(BIN)/acai train --config experiments/pegasus.py --data $(DATA) --workdir runs/pretrained $(ARGS)
+	$(BIN)/acai export runs/pretrained --out acai/pretrained/pegasus --overwrite
 
 pegasi: $(INSTALLED)  ## 64 pegasi and the best one: make pegasi [WORKDIR=...] [OUT=...] [PEGASI_T=0.3,0.4,0.5,0.6,0.7]
 	$(BIN)/acai pegasus --workdir $(WORKDIR) --out $(or $(OUT),$(WORKDIR)/pegasi) --t $(PEGASI_T) $(ARGS)

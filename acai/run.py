@@ -215,7 +215,7 @@ def load_run(workdir: str | Path) -> Run:
 # --- exports and the shipped model -----------------------------------------------------------
 
 PRETRAINED = Path(__file__).parent / "pretrained"
-PRETRAINED_MODEL = PRETRAINED / "pegasus_cpu"  # an `acai export` of experiments/pegasus_cpu.py
+PRETRAINED_MODEL = PRETRAINED / "pegasus"  # an `acai export` of experiments/pegasus.py
 SAMPLES = PRETRAINED / "samples"  # CIFAR-10 test horses and birds; see samples/README.md
 
 
@@ -243,8 +243,8 @@ def load_export(folder: str | Path) -> Run:
 
 
 def load_pretrained() -> Run:
-    """The model that ships with acai: `experiments/pegasus_cpu.py` trained on CIFAR-10 horses
-    and birds (the README says how well it does). Needs no data and no network."""
+    """The model that ships with acai: `experiments/pegasus.py` trained on CIFAR-10 horses and
+    birds (the README says how well it does). Needs no data and no network."""
     if not (PRETRAINED_MODEL / "metadata.json").is_file():
         raise WorkdirError(
             f"the shipped model is missing from '{PRETRAINED_MODEL}'; reinstall acai or make it "
