@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from acai import callbacks as cb
+from acai import classifier as classifier_lib
 from acai import data as data_lib
 from acai import loop, networks
 from acai import model as model_lib
@@ -59,10 +60,17 @@ def bench(
     def dataset(context=None):
         return data_lib.train_dataset(images, labels, batch=config.batch, seed=config.seed)
 
+    # what the trainer's model and the reference step are built with
+    shared = {
+        "image_shape": IMAGE_SHAPE,
+        "num_classes": NUM_CLASSES,
+        "precision": precision,
+        "jit": jit,
+        "feature_extractor": feature_extractor(config),
+    }
+
     def build():
-        return model_lib.build(
-            config, image_shape=IMAGE_SHAPE, num_classes=NUM_CLASSES, precision=precision, jit=jit
-        )
+        return model_lib.build(config, **shared)
 
     model, keras_model, twin = build(), build(), build()
     iterator = loop.distribute(strategy, dataset)
@@ -104,9 +112,7 @@ def bench(
         "bare": lambda: time_step(bare_step),
     }
     if reference:
-        plain_step = reference_step(
-            config, image_shape=IMAGE_SHAPE, num_classes=NUM_CLASSES, precision=precision, jit=jit
-        )
+        plain_step = reference_step(config, **shared)
         for _ in range(warmup + 1):
             plain_step(next(bare_iterator))
         timers["reference"] = lambda: time_step(plain_step)
@@ -157,6 +163,15 @@ def bench(
     }
 
 
+def feature_extractor(config: Config) -> keras.Model | None:
+    """With `config.perceptual` on, the activations of an untrained classifier of the
+    architecture `acai classifier` trains: the feature loss costs the same with any weights, so
+    the bench needs neither the trained file nor data."""
+    if not config.perceptual:
+        return None
+    return classifier_lib.activations(classifier_lib.build(NUM_CLASSES, image_shape=IMAGE_SHAPE))
+
+
 def time_loop(
     model, strategy, iterator, *, batch: int, steps: int, per_call: int, jit: bool
 ) -> float:
@@ -204,7 +219,7 @@ def flops_per_image(model: model_lib.ACAI) -> int:
     send gradients back through the critic's call on the interpolants (when advweight > 0) and
     the discriminator's calls on the reconstructions and the interpolants: that gradient of the
     inputs is a second one, beside the critic's (or discriminator's) own, one forward pass more
-    each.
+    each. With the feature loss on, its extractor runs three forward passes' worth (see below).
     """
     critic, disc = multiply_adds(model.critic), 0
     forward = multiply_adds(model.encoder) + 2 * multiply_adds(model.decoder) + 2 * critic
@@ -213,7 +228,10 @@ def flops_per_image(model: model_lib.ACAI) -> int:
         disc = multiply_adds(model.discriminator)
         forward += 3 * disc
     second_input_gradients = (critic if model.advweight else 0) + 2 * disc
-    return 2 * (3 * forward + second_input_gradients)
+    # The feature loss: the frozen extractor's forward pass on the images and on the
+    # reconstructions, and the gradient of the reconstructions' input only.
+    features = 3 * multiply_adds(model.feature_extractor) if model.feature_extractor else 0
+    return 2 * (3 * forward + second_input_gradients + features)
 
 
 def peak_timer(dtype: str, *, size: int = PEAK_SIZE, repeats: int = 3):
@@ -237,12 +255,22 @@ def peak_timer(dtype: str, *, size: int = PEAK_SIZE, repeats: int = 3):
     return time_peak
 
 
-def reference_step(config: Config, *, image_shape, num_classes: int, precision: str, jit: bool):
+def reference_step(
+    config: Config,
+    *,
+    image_shape,
+    num_classes: int,
+    precision: str,
+    jit: bool,
+    feature_extractor: keras.Model | None = None,
+):
     """A plain Keras 3 ACAI train step of the same networks and losses, as a user would write
     it: Keras' own layers (`keras.layers.Conv2D` and `LeakyReLU`, not those of `acai.networks`),
     a decoder call for the reconstructions and another for the mixes, a critic call for the
     interpolants and another for the regularised reconstructions, three Adam optimizers, one
-    `tf.function`.
+    `tf.function`. With `feature_extractor` (see `feature_extractor`) the autoencoder's loss
+    adds the feature loss, and with `config.ema` the step updates a moving average of the
+    encoder's and decoder's weights; the realism discriminator (`discweight`) is left out.
 
     Returns:
       A function (images, labels) -> the autoencoder's loss that trains the networks one step.
@@ -267,6 +295,8 @@ def reference_step(config: Config, *, image_shape, num_classes: int, precision: 
     ]
     for optimizer, variables in zip(optimizers, trained):
         optimizer.build(variables)
+    weights = encoder.weights + decoder.weights
+    averages = [tf.Variable(w) for w in weights] if config.ema else []
 
     @tf.function(jit_compile=jit)
     def step(data):
@@ -281,6 +311,10 @@ def reference_step(config: Config, *, image_shape, num_classes: int, precision: 
             loss_ae = tf.reduce_mean(tf.square(x - x_hat)) + config.advweight * tf.reduce_mean(
                 tf.square(critic_mix)
             )
+            if feature_extractor is not None:
+                loss_ae += config.perceptual * model_lib.feature_distance(
+                    feature_extractor(x, training=False), feature_extractor(x_hat, training=False)
+                )
             loss_critic = tf.reduce_mean(
                 tf.square(critic_mix - tf.reshape(alpha, (-1, 1)))
             ) + tf.reduce_mean(tf.square(critic_real))
@@ -294,6 +328,8 @@ def reference_step(config: Config, *, image_shape, num_classes: int, precision: 
             ]
         for optimizer, variables, loss in zip(optimizers, trained, losses):
             optimizer.apply(tape.gradient(loss, variables), variables)
+        for average, weight in zip(averages, weights):
+            average.assign(config.ema * average + (1 - config.ema) * weight)
         return loss_ae
 
     return step

@@ -172,13 +172,18 @@ def feature_extractor(path: str | Path) -> keras.Model:
       path: a `classifier.keras` from `train`.
 
     Returns:
-      A non-trainable model: images in [-1, 1] (B, H, W, C) -> a list of activation maps, from
-      the first layer to the last.
+      `activations` of the classifier in the file.
     """
     model, _ = _load(path)
-    outputs = [layer.output for layer in model.layers if isinstance(layer, layers.ReLU)]
-    if not outputs:
+    if not any(isinstance(layer, layers.ReLU) for layer in model.layers):
         raise AcaiError(f"classifier '{path}' has no ReLU layers to compare; train it again")
+    return activations(model)
+
+
+def activations(model: keras.Model) -> keras.Model:
+    """A non-trainable model: images in [-1, 1] (B, H, W, C) -> the list of `model`'s ReLU
+    activation maps, from the first layer to the last."""
+    outputs = [layer.output for layer in model.layers if isinstance(layer, layers.ReLU)]
     extractor = keras.Model(model.inputs, outputs, name="features")
     extractor.trainable = False
     return extractor

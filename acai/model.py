@@ -339,6 +339,11 @@ class ACAI(keras.Model):
         self._feature_loss = _Untracked(extractor, weight)
         self.trackers["loss_ae_features"] = keras.metrics.Mean(name="loss_ae_features")
 
+    @property
+    def feature_extractor(self) -> keras.Model | None:
+        """The feature loss's frozen extractor (`use_feature_loss`), or None."""
+        return self._feature_loss.extractor if self._feature_loss is not None else None
+
     def compile(
         self, *, ae_optimizer, critic_optimizer, probe_optimizer, disc_optimizer=None, **kwargs
     ):

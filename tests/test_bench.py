@@ -42,3 +42,45 @@ def test_reference_step_trains_the_same_networks_and_the_peak_is_timed():
     losses = [float(step((x, y))) for _ in range(3)]
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
     assert bench.peak_timer("float32", size=64, repeats=1)() > 0
+
+
+def test_the_feature_loss_is_timed_and_counted():
+    assert bench.feature_extractor(Config()) is None
+    extractor = bench.feature_extractor(Config(perceptual=0.1, perceptual_model="c.keras"))
+    features = bench.multiply_adds(extractor)
+    assert features > 0 and not extractor.trainable
+    model = tiny_model()
+    plain = bench.flops_per_image(model)
+    model.use_feature_loss(extractor, 0.1)
+    # forward on the images and the reconstructions, and the reconstructions' input gradient
+    assert bench.flops_per_image(model) == plain + 2 * 3 * features
+
+
+def test_the_reference_step_adds_the_feature_loss_when_the_config_has_it():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    y = np.array([0, 1, 0, 1], np.int32)
+    first = {}
+    for perceptual in (0.0, 0.1):
+        config = Config(
+            depth=4,
+            latent=4,
+            latent_width=4,
+            batch=4,
+            ema=0.9,
+            perceptual=perceptual,
+            perceptual_model="not-read.keras",
+        )
+        keras.utils.set_random_seed(0)  # the same networks and alpha both times
+        step = bench.reference_step(
+            config,
+            image_shape=(32, 32, 3),
+            num_classes=2,
+            precision="float32",
+            jit=False,
+            feature_extractor=bench.feature_extractor(config),
+        )
+        losses = [float(step((x, y))) for _ in range(3)]
+        assert np.isfinite(losses).all()
+        first[perceptual] = losses[0]
+    assert first[0.1] > first[0.0] + 1e-6  # the feature distance of an imperfect reconstruction
