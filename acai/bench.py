@@ -66,7 +66,7 @@ def bench(
         "num_classes": NUM_CLASSES,
         "precision": precision,
         "jit": jit,
-        "feature_extractor": feature_extractor(config),
+        "feature_extractor": untrained_feature_extractor(config),
     }
 
     def build():
@@ -163,7 +163,7 @@ def bench(
     }
 
 
-def feature_extractor(config: Config) -> keras.Model | None:
+def untrained_feature_extractor(config: Config) -> keras.Model | None:
     """With `config.perceptual` on, the activations of an untrained classifier of the
     architecture `acai classifier` trains: the feature loss costs the same with any weights, so
     the bench needs neither the trained file nor data."""
@@ -268,8 +268,8 @@ def reference_step(
     it: Keras' own layers (`keras.layers.Conv2D` and `LeakyReLU`, not those of `acai.networks`),
     a decoder call for the reconstructions and another for the mixes, a critic call for the
     interpolants and another for the regularised reconstructions, three Adam optimizers, one
-    `tf.function`. With `feature_extractor` (see `feature_extractor`) the autoencoder's loss
-    adds the feature loss, and with `config.ema` the step updates a moving average of the
+    `tf.function`. With `feature_extractor` (`untrained_feature_extractor`) the autoencoder's
+    loss adds the feature loss, and with `config.ema` the step updates a moving average of the
     encoder's and decoder's weights; the realism discriminator (`discweight`) is left out.
 
     Returns:

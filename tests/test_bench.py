@@ -45,8 +45,10 @@ def test_reference_step_trains_the_same_networks_and_the_peak_is_timed():
 
 
 def test_the_feature_loss_is_timed_and_counted():
-    assert bench.feature_extractor(Config()) is None
-    extractor = bench.feature_extractor(Config(perceptual=0.1, perceptual_model="c.keras"))
+    assert bench.untrained_feature_extractor(Config()) is None
+    extractor = bench.untrained_feature_extractor(
+        Config(perceptual=0.1, perceptual_model="c.keras")
+    )
     features = bench.multiply_adds(extractor)
     assert features > 0 and not extractor.trainable
     model = tiny_model()
@@ -78,7 +80,7 @@ def test_the_reference_step_adds_the_feature_loss_when_the_config_has_it():
             num_classes=2,
             precision="float32",
             jit=False,
-            feature_extractor=bench.feature_extractor(config),
+            feature_extractor=bench.untrained_feature_extractor(config),
         )
         losses = [float(step((x, y))) for _ in range(3)]
         assert np.isfinite(losses).all()
