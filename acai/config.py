@@ -16,6 +16,7 @@ IMAGE_SIZE = 32  # every data source here yields 32x32 images
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 JIT_CHOICES = ("auto", "on", "off")
 STRATEGIES = ("auto", "none", "mirrored", "multi_worker", "tpu")
+MIXES = ("lerp", "slerp")  # the latent path training mixes along
 # Pegasus defaults, shared by the library and the command line.
 PEGASI_T = (0.3, 0.4, 0.5, 0.6, 0.7)  # a batch of pegasi: each pair keeps its best t of these
 PEGASI_CANDIDATES = 2048  # distinct horse-bird pairs ranked for a batch
@@ -46,6 +47,9 @@ class Config:
     # Losses: advweight is the paper's lambda (0 gives the plain autoencoder), reg its gamma.
     advweight: float = 0.5
     reg: float = 0.2
+    # The path between two latents that the critic's regulariser and the autoencoder's
+    # adversarial term mix along: "lerp" (the paper) or "slerp", the path `interpolate` walks.
+    mix: str = "lerp"
     # Off by default (not in the paper): a feature (perceptual) reconstruction loss, the mean
     # squared difference of a fixed classifier's ReLU activations on the image and its
     # reconstruction, weighted by `perceptual`; `perceptual_model` is an `acai classifier` file.
@@ -102,6 +106,7 @@ class Config:
                 self.jit_compile in JIT_CHOICES,
                 f"must be one of {', '.join(JIT_CHOICES)}",
             ),
+            ("mix", self.mix in MIXES, f"must be one of {', '.join(MIXES)}"),
             ("strategy", self.strategy in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
         ]
         for name, ok, rule in checks:

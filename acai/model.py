@@ -17,22 +17,32 @@ def fold_alpha(u):
     return 0.5 - ops.abs(u - 0.5)  # the mix is symmetric, so alpha > 0.5 adds nothing
 
 
-def mix_latents(z, alpha, *, groups: int = 1):
-    """Mixes each latent with its partner in the reversed batch: alpha * z + (1 - alpha) * z[::-1].
+def mix_latents(z, alpha, *, groups: int = 1, path: str = "lerp"):
+    """Mixes each latent with its partner in the reversed batch, alpha of the way from the
+    partner to z: alpha * z + (1 - alpha) * z[::-1] for lerp, or along the great circle.
 
     Args:
       z: latents (B, ...).
-      alpha: coefficients broadcastable to z, e.g. (B, 1, 1, 1).
+      alpha: coefficients (B, 1, ..., 1), one per latent.
       groups: reverse within each of this many equal, consecutive slices of the batch instead.
         Under data parallelism each replica reverses its own slice, so `groups` = the number of
         replicas reproduces a distributed step on one device.
+      path: "lerp" (the paper) or "slerp" (`slerp`, per latent).
     """
     if groups == 1:
-        return alpha * z + (1.0 - alpha) * ops.flip(z, axis=0)
+        partner = ops.flip(z, axis=0)
+    else:
+        shape = ops.shape(z)
+        grouped = ops.reshape(z, (groups, -1, *shape[1:]))  # (groups, B / groups, ...)
+        partner = ops.reshape(ops.flip(grouped, axis=1), shape)
+    if path == "lerp":
+        return alpha * z + (1.0 - alpha) * partner
     shape = ops.shape(z)
-    grouped = ops.reshape(z, (groups, -1, *shape[1:]))  # (groups, B / groups, ...)
-    partner = ops.reshape(ops.flip(grouped, axis=1), shape)
-    return alpha * z + (1.0 - alpha) * partner
+    flat = (shape[0], -1)
+    t = ops.cast(ops.reshape(alpha, (-1, 1)), "float32")  # (B, 1)
+    a = ops.cast(ops.reshape(partner, flat), "float32")  # (B, D)
+    b = ops.cast(ops.reshape(z, flat), "float32")
+    return ops.cast(ops.reshape(_slerp_rows(a, b, t), shape), z.dtype)
 
 
 def autoencoder_loss(x, x_hat, critic_mix, *, advweight: float):
@@ -140,15 +150,27 @@ def slerp(a, b, t, *, eps: float = 1e-6):
       (B, ...) for a scalar t, (T, B, ...) for a vector t.
     """
     a, b, t, shape = _flat_pairs(a, b, t)  # a, b: (1, B, D); t: (T, 1, 1)
-    norms = ops.norm(a, axis=-1, keepdims=True) * ops.norm(b, axis=-1, keepdims=True)
-    cos = ops.sum(a * b, axis=-1, keepdims=True) / ops.maximum(norms, 1e-30)
-    omega = ops.arccos(ops.clip(cos, -1.0, 1.0))  # (1, B, 1)
-    sin = ops.sin(omega)
-    straight = sin < eps
-    safe = ops.where(straight, 1.0, sin)
+    return ops.reshape(_slerp_rows(a, b, t, eps=eps), shape)
+
+
+def _slerp_rows(a, b, t, *, eps: float = 1e-6):
+    """slerp along the last axis of a and b (..., D), t broadcastable to (..., 1).
+
+    Training differentiates this through the encoder, so no branch may produce an infinite
+    gradient, not even the one `where` discards: straight rows take arccos(0) in place of
+    arccos(+-1), and the norms a floor before their square roots.
+    """
+    dot = ops.sum(a * b, axis=-1, keepdims=True)
+    norms = ops.sqrt(ops.maximum(ops.sum(a * a, -1, keepdims=True), 1e-30)) * ops.sqrt(
+        ops.maximum(ops.sum(b * b, -1, keepdims=True), 1e-30)
+    )
+    cos = ops.clip(dot / norms, -1.0, 1.0)
+    straight = ops.stop_gradient(1.0 - cos * cos) < eps * eps  # sin(w) < eps: (nearly) parallel
+    omega = ops.arccos(ops.where(straight, 0.0, cos))  # (..., 1)
+    safe = ops.where(straight, 1.0, ops.sin(omega))
     wa = ops.where(straight, 1.0 - t, ops.sin((1.0 - t) * omega) / safe)
     wb = ops.where(straight, t, ops.sin(t * omega) / safe)
-    return ops.reshape(wa * a + wb * b, shape)
+    return wa * a + wb * b
 
 
 def _flat_pairs(a, b, t):
@@ -233,6 +255,7 @@ class ACAI(keras.Model):
         seed: int = 0,
         mix_groups: int = 1,
         ema: float = 0.0,
+        mix: str = "lerp",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -244,6 +267,7 @@ class ACAI(keras.Model):
         self.policy, self.seed = policy, seed
         self.mix_groups = mix_groups  # see mix_latents; 1 = the whole (per-replica) batch
         self.ema = ema
+        self.mix = mix  # the latent path training mixes along: "lerp" or "slerp"
         size = self.image_shape[0] >> scales
         self.latent_shape = (size, size, latent)
 
@@ -329,6 +353,7 @@ class ACAI(keras.Model):
             "seed": self.seed,
             "mix_groups": self.mix_groups,
             "ema": self.ema,
+            "mix": self.mix,
         }
 
     def use_feature_loss(self, extractor: keras.Model, weight: float) -> None:
@@ -432,6 +457,11 @@ class ACAI(keras.Model):
         """Latents (B, h, w, latent) -> images (B, H, W, C) in about [-1, 1]."""
         return self.sampler[1](latents, training=False)
 
+    def probe_logits(self, images):
+        """The latent probe's class logits (B, classes) for images (B, H, W, C), read from the
+        latents it trains on: the encoder's own, not the moving average's."""
+        return self.probe(self.encoder(images, training=False), training=False)
+
     def interpolate(self, images_a, images_b, t, *, spherical: bool = True):
         """Decodes the latent path between two batches of images at position(s) t.
 
@@ -458,7 +488,9 @@ class ACAI(keras.Model):
         with tf.GradientTape(persistent=True) as tape:
             z = self.encoder(x, training=True)  # (B, h, w, latent)
             x_hat = self.decoder(z, training=True)  # (B, H, W, C)
-            x_mix = self.decoder(mix_latents(z, alpha, groups=self.mix_groups), training=True)
+            x_mix = self.decoder(
+                mix_latents(z, alpha, groups=self.mix_groups, path=self.mix), training=True
+            )
             critic_mix = self.critic(x_mix, training=True)  # (B, 1)
             critic_real = self.critic(x_hat + self.reg * (x - x_hat), training=True)
             ae_total, mse, fool = autoencoder_loss(x, x_hat, critic_mix, advweight=self.advweight)
@@ -534,7 +566,7 @@ class ACAI(keras.Model):
         x_hat = self.decode(z)
         per_image = ops.mean(ops.square(x - x_hat), axis=(1, 2, 3))
         self.rmse.update_state(per_image)
-        self.probe_accuracy.update_state(labels, self.probe(z, training=False))
+        self.probe_accuracy.update_state(labels, self.probe_logits(x))
         return {m.name: m.result() for m in (self.rmse, self.probe_accuracy)}
 
 
@@ -585,6 +617,7 @@ def build(
         policy=precision,
         seed=config.seed,
         ema=config.ema,
+        mix=config.mix,
     )
     if config.perceptual and feature_extractor is not None:
         model.use_feature_loss(feature_extractor, config.perceptual)

@@ -161,9 +161,8 @@ def heldout_scores(
 
     @tf.function(reduce_retracing=True)
     def scores(x, y):
-        z = model.encode(x)
-        per_image = tf.reduce_mean(tf.square(x - model.decode(z)), [1, 2, 3])
-        hits = tf.argmax(model.probe(z, training=False), -1, output_type=tf.int32) == y
+        per_image = tf.reduce_mean(tf.square(x - model.decode(model.encode(x))), [1, 2, 3])
+        hits = tf.argmax(model.probe_logits(x), -1, output_type=tf.int32) == y
         return tf.reduce_sum(per_image), tf.reduce_sum(tf.cast(hits, tf.float32))
 
     squared, correct = 0.0, 0.0

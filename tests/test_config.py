@@ -27,6 +27,7 @@ def test_latent_width_sets_the_number_of_scales(width, scales):
         ("batch", 1, "'batch'"),
         ("precision", "float8", "'precision'"),
         ("jit_compile", "maybe", "'jit_compile'"),
+        ("mix", "cubic", "'mix'.*lerp, slerp"),
         ("depth", "64", "wrong type"),
         ("depth", 6.5, "wrong type"),
         ("depth", True, "wrong type"),

@@ -21,6 +21,32 @@ def test_mix_latents_pairs_each_example_with_its_mirror():
     np.testing.assert_allclose(mixed[:, 0], [2.0, 1.0, 2.0])
 
 
+def test_slerp_mixing_walks_the_great_circle_from_the_partner():
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(4, 2, 2, 3)).astype(np.float32)
+    alpha = np.array([0.0, 0.2, 0.5, 1.0], np.float32).reshape(4, 1, 1, 1)
+    mixed = np.asarray(model_lib.mix_latents(z, alpha, path="slerp"))
+    partner = z[::-1]
+    for i, t in enumerate(alpha.ravel()):  # alpha of the way from the partner to z, per latent
+        expected = np.asarray(model_lib.slerp(partner[i : i + 1], z[i : i + 1], float(t)))
+        np.testing.assert_allclose(mixed[i : i + 1], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mixed[0], partner[0], atol=1e-6)
+    np.testing.assert_allclose(mixed[3], z[3], atol=1e-6)
+    lerped = np.asarray(model_lib.mix_latents(z, alpha))
+    assert (norms(mixed[1:3]) > norms(lerped[1:3])).all()  # lerp cuts the corner, slerp not
+
+
+def test_slerp_mixing_has_finite_gradients_for_parallel_and_self_pairs():
+    # An odd batch mixes its middle latent with itself; a duplicate pair is parallel.
+    z = tf.Variable(np.array([[1.0, 2.0], [3.0, -1.0], [2.0, 4.0]], np.float32))
+    for latents in (z, tf.Variable([[1.0, 2.0], [2.0, 4.0]])):
+        alpha = tf.fill((latents.shape[0], 1), 0.3)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model_lib.mix_latents(latents, alpha, path="slerp") ** 2)
+        grad = tape.gradient(loss, latents).numpy()
+        assert np.isfinite(grad).all() and np.abs(grad).sum() > 0
+
+
 def test_losses_match_hand_computation():
     x = np.ones((2, 2, 2, 1), np.float32)
     x_hat = np.zeros_like(x)
@@ -138,6 +164,43 @@ def test_one_train_step_updates_all_three_networks(policy):
         "probe_accuracy",
     ):
         assert np.isfinite(float(logs[key])), key
+
+
+def test_train_step_mixes_along_the_models_path(monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    y = np.array([0, 1, 0, 1], np.int32)
+    mixes = []
+
+    def spy(z, alpha, **kwargs):
+        out = mix_latents(z, alpha, **kwargs)
+        mixes.append((kwargs["path"], np.asarray(out), np.asarray(z), np.asarray(alpha)))
+        return out
+
+    mix_latents = model_lib.mix_latents
+    monkeypatch.setattr(model_lib, "mix_latents", spy)
+    for mix in ("lerp", "slerp"):
+        model = tiny_model(mix=mix)
+        assert model.get_config()["mix"] == mix
+        logs = model.train_step((x, y))  # eager: the spy sees the step's own tensors
+        assert all(np.isfinite(float(v)) for v in logs.values())
+    assert [m[0] for m in mixes] == ["lerp", "slerp"]
+    _, mixed, z, alpha = mixes[1]
+    assert mixed.shape == z.shape
+    for i in range(4):
+        row = model_lib.slerp(z[::-1][i : i + 1], z[i : i + 1], float(alpha[i].ravel()[0]))
+        np.testing.assert_allclose(mixed[i : i + 1], np.asarray(row), rtol=1e-4, atol=1e-6)
+
+
+def test_the_probe_reads_the_latents_it_trains_on_not_the_moving_averages():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    model = tiny_model(ema=0.999)
+    for w in model.ema_encoder.weights:  # an average far from the weights
+        w.assign(np.zeros(w.shape, w.dtype))
+    live = np.asarray(model.probe(model.encoder(x, training=False)))
+    np.testing.assert_allclose(np.asarray(model.probe_logits(x)), live, rtol=1e-6)
+    assert not np.allclose(np.asarray(model.probe(model.encode(x))), live)
 
 
 def test_plain_autoencoder_ignores_the_critic():
