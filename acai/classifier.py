@@ -16,9 +16,12 @@ from acai.errors import AcaiError
 from acai.images import replacing, to_float, write_json
 
 DEFAULT_PATH = Path("runs") / "classifier" / "classifier.keras"
+JUDGE_PATH = Path("runs") / "judge" / "classifier.keras"  # the independent judge (resnet)
 WIDTHS = (32, 64, 128)  # the stem and the three blocks
 PAD = 4  # pixels a training crop may shift each way
+CUTOUT = 8  # side of the square the resnet recipe blanks in each training image
 PEAK_LR = 0.4  # SGD's highest rate, for batches of 512 (scaled linearly with the batch)
+ARCHITECTURES = ("plain", "resnet")
 
 
 def build(num_classes: int, *, image_shape=(32, 32, 3), widths=WIDTHS) -> keras.Model:
@@ -42,6 +45,47 @@ def build(num_classes: int, *, image_shape=(32, 32, 3), widths=WIDTHS) -> keras.
     h = layers.GlobalMaxPooling2D(name="features")(h)
     logits = layers.Dense(num_classes, name="logits")(h)
     return keras.Model(x, logits, name="classifier")
+
+
+def build_resnet(num_classes: int, *, image_shape=(32, 32, 3), widths=WIDTHS) -> keras.Model:
+    """A pre-activation residual network (He et al., 2016) on images in [-1, 1], the judge's
+    family: nothing in training uses it. A stem, then per width one residual block of two 3x3
+    convolutions, each after batch normalisation and ReLU, the later widths entering at stride 2
+    through a 1x1 projection; a global average pool.
+
+    Args:
+      num_classes: number of output logits.
+      image_shape: (H, W, C) of the images.
+      widths: channels of the stem and of each block.
+
+    Returns:
+      An uncompiled functional model (B, H, W, C) -> (B, num_classes) logits; the input of its
+      layer "logits" is the feature vector realism is measured in.
+    """
+    x = keras.Input(tuple(image_shape), name="images")
+    h = layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem")(x)
+    for level, width in enumerate(widths):
+        stride = 1 if level == 0 else 2
+        pre = layers.ReLU(name=f"res{level}_relu0")(
+            layers.BatchNormalization(momentum=0.9, name=f"res{level}_bn0")(h)
+        )
+        shortcut = h
+        if stride != 1 or h.shape[-1] != width:  # (B, H / 2, W / 2, width)
+            shortcut = layers.Conv2D(
+                width, 1, strides=stride, use_bias=False, name=f"res{level}_proj"
+            )(pre)
+        r = layers.Conv2D(
+            width, 3, strides=stride, padding="same", use_bias=False, name=f"res{level}_conv0"
+        )(pre)
+        r = layers.ReLU(name=f"res{level}_relu1")(
+            layers.BatchNormalization(momentum=0.9, name=f"res{level}_bn1")(r)
+        )
+        r = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"res{level}_conv1")(r)
+        h = layers.Add(name=f"res{level}_add")([shortcut, r])
+    h = layers.ReLU(name="final_relu")(layers.BatchNormalization(momentum=0.9, name="final_bn")(h))
+    h = layers.GlobalAveragePooling2D(name="features")(h)
+    logits = layers.Dense(num_classes, name="logits")(h)
+    return keras.Model(x, logits, name="resnet_judge")
 
 
 def _conv_bn_relu(h, width: int, name: str, *, pool: bool = False):
@@ -74,6 +118,28 @@ def augment(images, seed):
     return tf.where(flip, tf.reverse(crops, axis=[2]), crops)
 
 
+def cutout(images, seed, size: int = CUTOUT):
+    """Blanks (sets to 0, mid-grey) one size x size square per image at a random centre,
+    clipped at the borders (DeVries and Taylor, 2017).
+
+    Args:
+      images: (B, H, W, C) float.
+      seed: a (2,) integer tensor.
+      size: the square's side.
+
+    Returns:
+      (B, H, W, C).
+    """
+    import tensorflow as tf
+
+    batch, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
+    centre = tf.random.stateless_uniform((2, batch, 1), seed, 0, max(height, width), tf.int32)
+    rows = tf.abs(tf.range(height)[None] - centre[0]) * 2 < size  # (B, H)
+    cols = tf.abs(tf.range(width)[None] - centre[1]) * 2 < size  # (B, W)
+    hole = tf.logical_and(rows[:, :, None], cols[:, None, :])[..., None]  # (B, H, W, 1)
+    return tf.where(hole, tf.zeros_like(images), images)
+
+
 def train(
     source: str,
     out: str | Path = DEFAULT_PATH,
@@ -81,11 +147,14 @@ def train(
     epochs: int = CLASSIFIER_EPOCHS,
     batch: int = 512,
     seed: int = 0,
+    validation: int = 0,
+    architecture: str = "plain",
     verbose: int = 1,
 ) -> dict:
     """Trains the classifier on a data source's training split and scores its test split.
 
-    The recipe: crop-and-flip augmentation, label smoothing 0.2, SGD with Nesterov momentum 0.9
+    The recipe: crop-and-flip augmentation (and `cutout` for the resnet), label smoothing 0.2
+    (none for the resnet), SGD with Nesterov momentum 0.9
     and weight decay 5e-4, the rate rising linearly for the first fifth of the steps to
     0.4 x batch / 512 and falling back to 0 along a cosine.
 
@@ -95,6 +164,11 @@ def train(
       epochs: passes over the training images.
       batch: images per step.
       seed: seeds the weights, the shuffling and the augmentation.
+      architecture: "plain" (`build`, crop-and-flip, label smoothing 0.2: the feature loss's
+        network) or "resnet" (`build_resnet`, crop, flip and `cutout`, no label smoothing: the
+        independent judge).
+      validation: training images per class to leave out, as a config's `validation` does, so
+        that a feature loss made from this classifier has not seen the validation photos.
       verbose: as `keras.Model.fit`.
 
     Returns:
@@ -103,8 +177,13 @@ def train(
     import tensorflow as tf
 
     data = data_lib.load(source)
+    if validation:
+        data, _ = data_lib.carve_validation(data, validation)
+    if architecture not in ARCHITECTURES:
+        raise AcaiError(f"unknown architecture '{architecture}'; pass one of {ARCHITECTURES}")
+    resnet = architecture == "resnet"
     keras.utils.set_random_seed(seed)
-    model = build(data.num_classes, image_shape=data.image_shape)
+    model = (build_resnet if resnet else build)(data.num_classes, image_shape=data.image_shape)
     steps_per_epoch = max(1, len(data.train_images) // batch)
     steps = epochs * steps_per_epoch
     warmup = max(1, steps // 5)
@@ -113,12 +192,17 @@ def train(
     )
     model.compile(
         optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=5e-4),
-        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2),
+        loss=keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=0.0 if resnet else 0.2
+        ),
     )
     batches = data_lib.train_dataset(data.train_images, data.train_labels, batch=batch, seed=seed)
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     train_ds = tf.data.Dataset.zip(batches, seeds).map(
-        lambda xy, s: (augment(xy[0], s), tf.one_hot(xy[1], data.num_classes)),
+        lambda xy, s: (
+            cutout(augment(xy[0], s), s + 2) if resnet else augment(xy[0], s),
+            tf.one_hot(xy[1], data.num_classes),
+        ),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
     start = time.perf_counter()
@@ -133,6 +217,8 @@ def train(
         "epochs": epochs,
         "seconds": round(seconds, 1),
         "test_images": len(data.test_images),
+        "validation": validation,
+        "architecture": architecture,
     }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -65,10 +65,18 @@ def cmd_export(args) -> int:
 def cmd_classifier(args) -> int:
     if args.epochs < 1:
         raise AcaiError(f"--epochs must be at least 1, not {args.epochs}")
+    if args.validation < 0:
+        raise AcaiError(f"--validation must be 0 or more, not {args.validation}")
     from acai import classifier as classifier_lib
 
     info = classifier_lib.train(
-        args.data, args.out, epochs=args.epochs, seed=args.seed, verbose=args.verbose
+        args.data,
+        args.out,
+        epochs=args.epochs,
+        seed=args.seed,
+        validation=args.validation,
+        architecture=args.architecture,
+        verbose=args.verbose,
     )
     print(
         f"acai: classifier test accuracy {100 * info['test_accuracy']:.1f}% on "
@@ -253,6 +261,18 @@ def make_parser() -> argparse.ArgumentParser:
         "--epochs", type=int, default=config_lib.CLASSIFIER_EPOCHS, help="passes over the data"
     )
     p.add_argument("--seed", type=int, default=0, help="seeds the weights and the augmentation")
+    p.add_argument(
+        "--validation",
+        type=int,
+        default=0,
+        help="training images per class left out, as the config field (for a feature loss)",
+    )
+    p.add_argument(
+        "--architecture",
+        choices=("plain", "resnet"),
+        default="plain",
+        help="plain: the feature loss's family; resnet: the independent realism judge",
+    )
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_classifier)

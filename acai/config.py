@@ -39,6 +39,9 @@ class Config:
     # Data: "tfds" (tensorflow-datasets CIFAR-10), "lines32", or a local path.
     data: str = "tfds"
     classes: tuple[str, ...] = ()  # empty: every class
+    # Training images per class held out as a validation split, never trained on (the same
+    # photos in every run: `acai.data.carve_validation`); recipe choices are made on them.
+    validation: int = 0
     # Networks.
     depth: int = 64
     latent: int = 16
@@ -81,6 +84,7 @@ class Config:
     def __post_init__(self):
         _check_types(self)
         checks = [
+            ("validation", self.validation >= 0, "must be 0 (none) or more"),
             ("depth", self.depth >= 1, "must be at least 1"),
             ("latent", self.latent >= 1, "must be at least 1"),
             ("advdepth", self.advdepth >= 0, "must be 0 (same as depth) or more"),

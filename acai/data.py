@@ -113,6 +113,39 @@ def select_classes(data: ImageData, classes: tuple[str, ...]) -> ImageData:
     )
 
 
+def carve_validation(data: ImageData, per_class: int) -> tuple[ImageData, ImageData]:
+    """Holds `per_class` training images of each class out as a validation split.
+
+    Which images are held out depends only on each class's own training images (a fixed-seed
+    permutation per class), not on the run's seed or on which other classes are kept, so every
+    run and every judge with the same `per_class` holds out the same photos.
+
+    Args:
+      data: the data set.
+      per_class: validation images per class; a class needs more training images than this.
+
+    Returns:
+      (the data without the validation images, the same with them as its test split).
+    """
+    held = []
+    for label, name in enumerate(data.class_names):
+        members = np.flatnonzero(data.train_labels == label)
+        if len(members) <= per_class:
+            raise DataError(
+                f"class '{name}' has {len(members)} training images, too few to hold "
+                f"{per_class} out for validation; lower validation"
+            )
+        order = np.random.default_rng(0).permutation(len(members))
+        held.append(members[order[:per_class]])
+    mask = np.zeros(len(data.train_labels), bool)
+    mask[np.concatenate(held)] = True
+    rest = (data.train_images[~mask], data.train_labels[~mask])
+    return (
+        ImageData(*rest, data.test_images, data.test_labels, data.class_names),
+        ImageData(*rest, data.train_images[mask], data.train_labels[mask], data.class_names),
+    )
+
+
 # --- lines32 --------------------------------------------------------------------------------
 
 

@@ -167,6 +167,8 @@ def train(config: Config, workdir: str | Path, *, verbose: int = 1) -> dict:
             f"acai classifier --data ... --out {config.perceptual_model}"
         )
     data = data_lib.load(config.data, config.classes)
+    if config.validation:
+        data, _ = data_lib.carve_validation(data, config.validation)  # never trained on
     strategy = make_strategy(config.strategy)
     if not is_chief(strategy):  # writes go to a private folder, deleted at the end
         with tempfile.TemporaryDirectory(prefix="acai-worker-") as scratch:

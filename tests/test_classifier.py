@@ -24,3 +24,26 @@ def test_augment_crops_from_the_reflected_padding_and_sometimes_mirrors():
     assert 0 < mirrored < len(images)  # about half are mirrored
     other = np.asarray(classifier_lib.augment(tf.constant(images), seed + 1))
     assert not np.array_equal(out, other)
+
+
+def test_cutout_blanks_one_clipped_square_per_image():
+    images = tf.ones((32, 16, 16, 3))
+    out = np.asarray(classifier_lib.cutout(images, tf.constant([1, 2], tf.int64), size=4))
+    holes = (out == 0).all(-1)  # (B, H, W)
+    for hole in holes:
+        rows, cols = np.flatnonzero(hole.any(1)), np.flatnonzero(hole.any(0))
+        assert 0 < hole.sum() <= 16 and hole.sum() == len(rows) * len(cols)  # one rectangle
+        assert np.ptp(rows) < 4 and np.ptp(cols) < 4
+    assert (out[~holes] == 1).all()
+    assert len({tuple(np.argwhere(h)[0]) for h in holes}) > 1  # the squares move
+
+
+def test_the_judges_resnet_is_another_family_than_the_feature_networks():
+    plain = classifier_lib.build(10)
+    resnet = classifier_lib.build_resnet(10)
+    assert resnet(tf.zeros((2, 32, 32, 3))).shape == (2, 10)
+    kinds = {type(layer).__name__ for layer in resnet.layers}
+    assert {"Add", "GlobalAveragePooling2D"} <= kinds  # residual, averaged
+    assert "MaxPooling2D" not in kinds
+    assert "Add" not in {type(layer).__name__ for layer in plain.layers}
+    assert resnet.get_layer("logits").input.shape[-1] == classifier_lib.WIDTHS[-1]

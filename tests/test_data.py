@@ -152,3 +152,23 @@ def test_write_image_tree_helper_is_deterministic(tmp_path):
     a = data_lib.load(str(write_image_tree(tmp_path / "a")))
     b = data_lib.load(str(write_image_tree(tmp_path / "b")))
     np.testing.assert_array_equal(a.train_images, b.train_images)
+
+
+def test_the_validation_split_is_fixed_per_class_and_never_in_training(image_tree):
+    data = data_lib.load(str(image_tree))
+    rest, validation = data_lib.carve_validation(data, 5)
+    assert np.bincount(validation.test_labels).tolist() == [5, 5]
+    assert len(rest.train_images) == len(data.train_images) - 10
+    np.testing.assert_array_equal(rest.test_images, data.test_images)
+    np.testing.assert_array_equal(validation.train_images, rest.train_images)
+    held = {im.tobytes() for im in validation.test_images}
+    assert not held & {im.tobytes() for im in rest.train_images}
+    # the same photos when another class is dropped first: the split is per class
+    horses = data_lib.select_classes(data, ("horse",))
+    _, horse_val = data_lib.carve_validation(horses, 5)
+    horse = data.class_names.index("horse")
+    assert {im.tobytes() for im in horse_val.test_images} == {
+        im.tobytes() for im in validation.test_images[validation.test_labels == horse]
+    }
+    with pytest.raises(DataError, match="too few"):
+        data_lib.carve_validation(data, len(data.train_images))

@@ -55,3 +55,46 @@ def test_kid_refuses_mismatched_features():
         metrics.kid(np.zeros((4, 3)), np.zeros((4, 2)))
     with pytest.raises(ValueError, match="KID needs"):
         metrics.kid(np.zeros((1, 3)), np.zeros((4, 3)))
+
+
+# --- the classifier-free judge ---------------------------------------------------------------
+
+
+def test_laplacian_pyramid_sums_back_to_the_images():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 32, 32, 3)).astype(np.float64)
+    bands = metrics.laplacian_pyramid(images, 3)
+    assert [b.shape[1] for b in bands] == [32, 16, 8]
+    rebuilt = bands[-1]
+    for band in reversed(bands[:-1]):
+        rebuilt = band + metrics._upsample(rebuilt)
+    np.testing.assert_allclose(rebuilt, images, atol=1e-9)
+    flat = np.full((1, 32, 32, 3), 100.0)  # a flat image has no detail: its bands are 0
+    assert np.abs(metrics.laplacian_pyramid(flat, 3)[0]).max() < 1e-9
+
+
+def test_sliced_wasserstein_is_zero_for_equal_sets_and_sees_a_shift():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(500, 6))
+    assert metrics.sliced_wasserstein(a, a[::-1], rng) == pytest.approx(0, abs=1e-12)
+    # a shift by d along one axis moves a projection on unit u by d * u_0; |u_0| averages to
+    # about sqrt(2 / (pi * D)) for random directions in D dimensions
+    shifted = metrics.sliced_wasserstein(a, a + [3.0, 0, 0, 0, 0, 0], rng, directions=4000)
+    assert shifted == pytest.approx(3.0 * np.sqrt(2 / (np.pi * 6)), rel=0.1)
+    with pytest.raises(ValueError, match="equal"):
+        metrics.sliced_wasserstein(a, a[:10], rng)
+
+
+def test_swd_ranks_photos_above_their_blur_and_noise():
+    # stand-in photos: smooth random fields with edges, at several scales
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0, 255, (200, 4, 4, 3))
+    photos = np.kron(base, np.ones((1, 8, 8, 1)))  # (200, 32, 32, 3) blocks with sharp edges
+    photos = np.clip(photos + rng.normal(0, 8, photos.shape), 0, 255)
+    other = np.clip(np.kron(rng.uniform(0, 255, (200, 4, 4, 3)), np.ones((1, 8, 8, 1))), 0, 255)
+    other = np.clip(other + rng.normal(0, 8, other.shape), 0, 255)
+    same = metrics.swd(other, photos, seed=0)["mean"]
+    blurred = metrics.swd(metrics._blur(metrics._blur(other)), photos, seed=0)["mean"]
+    noisy = metrics.swd(np.clip(other + rng.normal(0, 40, other.shape), 0, 255), photos, seed=0)
+    assert same < blurred and same < noisy["mean"]
+    assert len(noisy["levels"]) == metrics.SWD_LEVELS
