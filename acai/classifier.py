@@ -13,10 +13,9 @@ from keras import layers
 from acai import data as data_lib
 from acai.config import CLASSIFIER_EPOCHS
 from acai.errors import AcaiError
-from acai.images import replacing, to_float, write_json
+from acai.images import replacing, sha256_file, to_float, write_json
 
 DEFAULT_PATH = Path("runs") / "classifier" / "classifier.keras"
-JUDGE_PATH = Path("runs") / "judge" / "classifier.keras"  # the independent judge (resnet)
 WIDTHS = (32, 64, 128)  # the stem and the three blocks
 PAD = 4  # pixels a training crop may shift each way
 CUTOUT = 8  # side of the square the resnet recipe blanks in each training image
@@ -280,6 +279,9 @@ class Classifier:
 
     def __init__(self, path: str | Path = DEFAULT_PATH):
         self.model, self.info = _load(path)
+        self.path = Path(path)
+        self.sha256 = sha256_file(path)
+        self.architecture = self.info.get("architecture", "plain")  # older files: plain
         try:
             head = self.model.get_layer("logits")  # its input: the features KID compares
         except ValueError as e:

@@ -156,10 +156,12 @@ def cmd_pegasus(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from acai import evaluate as evaluate_lib
+    from acai import realism as realism_lib
     from acai.report import realism_text
 
+    judges = args.judges or [str(realism_lib.JUDGE_PATH), DEFAULT_CLASSIFIER]
     result = evaluate_lib.evaluate(
-        args.workdir, out=args.out, pegasi=args.pegasi, classifier=args.classifier
+        args.workdir, out=args.out, pegasi=args.pegasi, judges=judges, split=args.split
     )
     print(f"acai: step {result['step']} of {args.workdir}")
     print(evaluate_lib.summary(result))
@@ -305,9 +307,21 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="where the two files go (default: WORKDIR)")
     p.add_argument("--pegasi", help="a folder from acai pegasus to show (default: WORKDIR/pegasi)")
     p.add_argument(
+        "--judge",
         "--classifier",
-        default=DEFAULT_CLASSIFIER,
-        help="from acai classifier; when it exists, horse-bird realism (KID) is measured too",
+        dest="judges",
+        action="append",
+        metavar="FILE",
+        help="a classifier (acai classifier) that judges horse-bird realism; repeat for more "
+        "(default: runs/judge/classifier.keras and runs/classifier/classifier.keras, those "
+        "that exist); the classifier-free SWD judge comes with them",
+    )
+    p.add_argument(
+        "--split",
+        choices=("test", "validation"),
+        default="test",
+        help="score the test photos, or the validation photos the run held out (choose on "
+        "validation, report on test)",
     )
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_evaluate)

@@ -24,15 +24,18 @@ CLUSTER_IMAGES = 10_000  # test images whose latents k-means clusters
 # --- metrics ---------------------------------------------------------------------------------
 
 
-def compute_metrics(run: Run, data: data_lib.ImageData, *, seed: int = 0, classifier=None) -> dict:
+def compute_metrics(
+    run: Run, data: data_lib.ImageData, *, seed: int = 0, judges=(), split: str = "test"
+) -> dict:
     """Every metric of a run on its held-out split; the lines metrics for lines32 runs.
 
     Args:
       run: a loaded run.
-      data: its data.
+      data: its data; its test split is the one scored.
       seed: seeds the drawn images and pairs.
-      classifier: an `acai.classifier.Classifier`; with it, and horses and birds in the data,
-        "realism" holds `acai.realism.realism`'s KID figures.
+      judges: `acai.realism` judges; with any, and horses and birds in the data, "realism"
+        holds `acai.realism.realism`'s figures under each.
+      split: the name of the scored split ("test" or "validation"), recorded.
 
     Returns:
       {"step", "images", "advweight", "rmse", "probe_accuracy", "kmeans_accuracy", ...};
@@ -46,6 +49,7 @@ def compute_metrics(run: Run, data: data_lib.ImageData, *, seed: int = 0, classi
         **scores,
         "images": len(data.test_images),
         "advweight": run.config.advweight,
+        "split": split,
     }
     order = np.random.default_rng(seed).permutation(len(data.test_images))[:CLUSTER_IMAGES]
     latents = _encode(run, data.test_images[order])
@@ -53,8 +57,8 @@ def compute_metrics(run: Run, data: data_lib.ImageData, *, seed: int = 0, classi
     result["kmeans_accuracy"] = metrics.clustering_accuracy(data.test_labels[order], clusters)
     if run.config.data == lines.LINES_SOURCE:
         result.update(lines_metrics(run, seed=seed))
-    if classifier is not None and {"horse", "bird"} <= set(data.class_names):
-        result["realism"] = realism.realism(run, data, classifier, seed=seed)
+    if judges and {"horse", "bird"} <= set(data.class_names):
+        result["realism"] = realism.realism(run, data, list(judges), seed=seed, split=split)
     return result
 
 
@@ -93,7 +97,8 @@ def evaluate(
     *,
     out: str | Path | None = None,
     pegasi: str | Path | None = None,
-    classifier: str | Path | None = None,
+    judges=(),
+    split: str = "test",
 ) -> dict:
     """Writes metrics.json and report.html for a trained run.
 
@@ -102,8 +107,10 @@ def evaluate(
       out: where the two files go (default: the run's folder).
       pegasi: a folder `acai pegasus` wrote, shown in the report (default: <workdir>/pegasi,
         if it exists).
-      classifier: a `classifier.keras` from `acai classifier`; if the file exists, the
-        horse-bird realism (KID) is measured too.
+      judges: classifier files (`acai classifier`) that judge horse-bird realism, each that
+        exists, beside the classifier-free `acai.realism.SwdJudge`; none: no realism.
+      split: "test", or "validation": the run's `validation` photos, which recipe choices are
+        made on.
 
     Returns:
       The metrics, with "files" listing what was written.
@@ -115,19 +122,33 @@ def evaluate(
             f"the run's data '{run.config.data}' now has images of shape {data.image_shape}, "
             f"the run was trained on {run.image_shape}; pass the run's own data"
         )
+    data = split_view(data, split, run.config.validation)
     out = Path(out) if out is not None else run.workdir
     out.mkdir(parents=True, exist_ok=True)
-    judge = None
-    if classifier is not None and Path(classifier).is_file():
-        from acai.classifier import Classifier
-
-        judge = Classifier(classifier)
-    result = compute_metrics(run, data, classifier=judge)
+    chosen = [j for j in judges if Path(j).is_file()]
+    if chosen:
+        chosen = realism.judges_from_files(chosen, feature_model=run.config.perceptual_model)
+    result = compute_metrics(run, data, judges=chosen, split=split)
     write_json(out / "metrics.json", result)
     pegasi = Path(pegasi) if pegasi is not None else run.workdir / "pegasi"
     page = report_html(run, data, result, pegasi_dir=pegasi)
     write_atomic(out / "report.html", page)
     return {**result, "files": [str(out / "metrics.json"), str(out / "report.html")]}
+
+
+def split_view(data: data_lib.ImageData, split: str, validation: int) -> data_lib.ImageData:
+    """The data with `split` as its test split: "test" as it is, or "validation", the
+    `validation` training photos per class a run held out (`acai.data.carve_validation`)."""
+    if split == "test":
+        return data
+    if split != "validation":
+        raise AcaiError(f"unknown split '{split}'; pass test or validation")
+    if not validation:
+        raise AcaiError(
+            "this run trained on every training image, so it has no validation split; "
+            "judge it on the test split, or train with --set validation=500"
+        )
+    return data_lib.carve_validation(data, validation)[1]
 
 
 def load_metrics(workdir: str | Path) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -135,3 +136,12 @@ def write_json(path: str | Path, value) -> Path:
 def save_png(image: np.ndarray, path: str | Path, *, scale: int = 1, smooth: bool = False) -> Path:
     """Writes a uint8 (H, W, C) picture as a PNG file, atomically (see `png_bytes`)."""
     return write_atomic(path, png_bytes(image, scale=scale, smooth=smooth))
+
+
+def sha256_file(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, in hex: names the exact network or data a run used."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

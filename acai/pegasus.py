@@ -461,7 +461,16 @@ def pegasi(
             "pegasi": summarise(scores, keep, images),
             "crossfade": summarise(fade_scores, slice(None), np.asarray(to_uint8(fades))),
         },
-        "realism": realism_lib.realism(run, data, judge.classifier, pairs=realism_pairs, seed=seed),
+        "realism": realism_lib.realism(
+            run,
+            data,
+            realism_lib.judges_from_files(
+                [judge.classifier.path, realism_lib.JUDGE_PATH],
+                feature_model=run.config.perceptual_model,
+            ),
+            pairs=realism_pairs,
+            seed=seed,
+        ),
         "images": [
             {
                 "rank": r,

@@ -54,31 +54,58 @@ REALISM_LABELS = {
 }
 
 
-def realism_rows(realism: dict) -> list[tuple[str, str, str, str]]:
-    """(set, KID x 1000 per draw, called horse or bird, mean min(P(horse), P(bird))) rows."""
-    return [
-        (
-            label,
-            " / ".join(f"{1000 * v:.2f}" for v in realism["kid_draws"][key]),
-            f"{100 * realism['horse_or_bird_share'][key]:.1f}%",
-            f"{realism['mean_min_p'][key]:.3f}",
-        )
-        for key, label in REALISM_LABELS.items()
-        if key in realism["kid"]
-    ]
+def judge_title(name: str, judge: dict) -> str:
+    """One line naming a judge: what it is, and whether it is independent of training."""
+    if judge["kind"] == "swd":
+        what = "sliced Wasserstein distance of Laplacian-pyramid patches x 1000, no network"
+    else:
+        accuracy = judge.get("test_accuracy")
+        what = f"KID x 1000 in {judge['file']}'s features ({judge['architecture']}"
+        what += f", {100 * accuracy:.1f}% test accuracy)" if accuracy is not None else ")"
+    if not judge.get("independent", True):
+        what += "; NOT independent: a training loss used a network of its family"
+    return f"{name}: {what}"
 
 
-REALISM_HEADER = ("", "KID x 1000 (draws)", "horse or bird", "mean min(P)")
+def realism_rows(judge: dict) -> list[tuple[str, ...]]:
+    """(set, distance per draw[, called horse or bird, mean min(P)]) rows of one judge."""
+    rows = []
+    for key, label in REALISM_LABELS.items():
+        if key not in judge["distance"]:
+            continue
+        row = (label, " / ".join(f"{v:.2f}" for v in judge["draws"][key]))
+        if "horse_or_bird_share" in judge:
+            row += (
+                f"{100 * judge['horse_or_bird_share'][key]:.1f}%",
+                f"{judge['mean_min_p'][key]:.3f}",
+            )
+        rows.append(row)
+    return rows
+
+
+REALISM_HEADER = ("", "distance (draws)", "horse or bird", "mean min(P)")
+
+
+def realism_tables(realism: dict):
+    """(title, header, rows) per judge."""
+    for name, judge in realism["judges"].items():
+        rows = realism_rows(judge)
+        yield judge_title(name, judge), REALISM_HEADER[: len(rows[0])], rows
 
 
 def realism_text(realism: dict) -> str:
-    """The realism table as plain text, for the command line."""
-    table = [REALISM_HEADER, *realism_rows(realism)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(REALISM_HEADER))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table]
+    """The realism tables as plain text, for the command line."""
+    lines = []
+    for title, header, rows in realism_tables(realism):
+        table = [header, *rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+        lines.append(title)
+        lines += [
+            "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in table
+        ]
     lines.append(
-        f"(KID against {realism['real_images']} real training horses and birds, in the "
-        f"classifier's features, on {realism['pairs']} random test pairs per draw; lower is "
+        f"(against {realism['real_images']} real training horses and birds, on "
+        f"{realism['pairs']} random {realism.get('split', 'test')} pairs per draw; lower is "
         "more realistic)"
     )
     return "\n".join(lines)
@@ -107,7 +134,7 @@ def report_html(run: Run, data: data_lib.ImageData, result: dict, *, pegasi_dir:
         ("Interpolations", _interpolations(run, data)),
     ]
     if "realism" in result:
-        sections.append(("Realism (KID)", _realism(result["realism"])))
+        sections.append(("Realism", _realism(result["realism"])))
     if (pegasi_dir / "pegasi.png").is_file():
         sections.append(("Pegasi", _pegasi(pegasi_dir)))
     sections += [("Networks", _networks(run)), ("Config", _config(run))]
@@ -162,19 +189,21 @@ def _metrics_table(result: dict) -> str:
 
 
 def _realism(realism: dict) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in REALISM_HEADER)
-    cells = "\n".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-        for row in realism_rows(realism)
-    )
-    note = (
-        f"KID (kernel inception distance, lower is more realistic) of each set against "
-        f"{realism['real_images']} real training horses and birds, in the penultimate features "
-        f"of the classifier ({100 * (realism['classifier_test_accuracy'] or 0):.1f}% test "
-        f"accuracy), on {realism['pairs']} random test horse-bird pairs per draw, every pair "
-        f"kept; one figure per independent draw."
-    )
-    return f"<p>{html.escape(note)}</p>\n<table>\n<tr>{head}</tr>\n{cells}\n</table>"
+    parts = [
+        html.escape(
+            f"Distance of each set from {realism['real_images']} real training horses and "
+            f"birds, lower is more realistic, on {realism['pairs']} random "
+            f"{realism.get('split', 'test')} horse-bird pairs per draw, every pair kept; one "
+            "figure per independent draw."
+        )
+    ]
+    for title, header, rows in realism_tables(realism):
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        cells = "\n".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+        )
+        parts.append(f"<h3>{html.escape(title)}</h3>\n<table>\n<tr>{head}</tr>\n{cells}\n</table>")
+    return "<p>" + parts[0] + "</p>\n" + "\n".join(parts[1:])
 
 
 def _curves(history: Path) -> str:

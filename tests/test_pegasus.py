@@ -201,23 +201,57 @@ def test_pegasi_keeps_each_pairs_best_t(pegasus_kit, tmp_path):
     assert many["images"][0]["score"] >= one["images"][0]["score"]
     # realism on random pairs, every one kept: all 6 x 6 test pairs of this tiny data set
     saved = json.loads((tmp_path / "one" / "pegasi.json").read_text())
-    assert saved["realism"]["pairs"] == 36 and len(saved["realism"]["kid"]) == 6
+    assert saved["realism"]["pairs"] == 36
+    assert {j["kind"] for j in saved["realism"]["judges"].values()} == {"kid", "swd"}
+    assert all(len(j["distance"]) == 6 for j in saved["realism"]["judges"].values())
 
 
-def test_evaluate_with_a_classifier_reports_realism(trained, pegasus_kit, tmp_path):
+def test_evaluate_reports_realism_under_each_judge_with_its_hash(trained, pegasus_kit, tmp_path):
+    import hashlib
     import shutil
 
     from acai import evaluate
 
     run_copy = shutil.copytree(trained[1], tmp_path / "run")
-    result = evaluate.evaluate(run_copy, classifier=pegasus_kit[3])
+    result = evaluate.evaluate(run_copy, judges=[pegasus_kit[3]])
     saved = json.loads((run_copy / "metrics.json").read_text())
-    assert saved["realism"]["kid"] == pytest.approx(result["realism"]["kid"])
-    assert saved["realism"]["draws"] == 2
+    judges = saved["realism"]["judges"]
+    assert saved["realism"]["draws"] == 2 and saved["split"] == "test"
+    kid_judge = next(j for j in judges.values() if j["kind"] == "kid")
+    assert kid_judge["sha256"] == hashlib.sha256(pegasus_kit[3].read_bytes()).hexdigest()
+    assert kid_judge["file"] == "classifier.keras" and kid_judge["architecture"] == "plain"
+    assert kid_judge["independent"]  # this run has no feature loss
+    swd_judge = judges["swd"]
+    assert swd_judge["distance"] == pytest.approx(result["realism"]["judges"]["swd"]["distance"])
+    # the cross-fade of two different photos is far from real photos to every judge
+    for judge in judges.values():
+        assert judge["distance"]["crossfade"] > judge["distance"]["real"]
     page = (run_copy / "report.html").read_text()
-    assert "<h2>Realism (KID)</h2>" in page and "pixel cross-fade of the photos" in page
-    without = evaluate.evaluate(run_copy, classifier=tmp_path / "no-such-classifier.keras")
+    assert "<h2>Realism</h2>" in page and "pixel cross-fade of the photos" in page
+    assert "sliced Wasserstein" in page
+    without = evaluate.evaluate(run_copy, judges=[tmp_path / "no-such-classifier.keras"])
     assert "realism" not in without
+
+
+def test_a_judge_that_is_the_runs_feature_loss_is_refused(pegasus_kit):
+    from acai import realism
+
+    path = pegasus_kit[3]
+    with pytest.raises(AcaiError, match="the run's own feature-loss network"):
+        realism.judges_from_files([path], feature_model=path)
+    # another file of the feature loss's family is kept, marked as not independent
+    judges = realism.judges_from_files([path], feature_model=None)
+    assert [j.kind for j in judges] == ["kid", "swd"] and judges[0].describe()["independent"]
+
+
+def test_validation_split_is_refused_for_a_run_without_one(trained, tmp_path):
+    import shutil
+
+    from acai import evaluate
+
+    run_copy = shutil.copytree(trained[1], tmp_path / "run")
+    with pytest.raises(AcaiError, match="no validation split"):
+        evaluate.evaluate(run_copy, split="validation")
 
 
 # --- the scorecard: real photos must rank above blurred copies and cross-fades ---------------
@@ -320,20 +354,24 @@ def test_realism_image_sets_are_built_from_the_same_pairs(pegasus_kit):
     assert not np.array_equal(sets["slerp"], sets["crossfade"])
 
 
-def test_realism_reports_kid_for_every_set_and_two_draws(pegasus_kit):
+def test_realism_reports_every_set_and_two_draws_under_each_judge(pegasus_kit):
     from acai import realism
 
     run, data, _, path = pegasus_kit
     classifier = classifier_lib.Classifier(path)
-    result = realism.realism(run, data, classifier, pairs=6, real=20, draws=2)
-    assert set(result["kid"]) == set(realism.SETS)
-    for name, draws in result["kid_draws"].items():
-        assert len(draws) == 2 and np.isfinite(draws).all()
-        assert result["kid"][name] == pytest.approx(np.mean(draws), abs=1e-5)
-    moves = max(max(d) - min(d) for d in result["kid_draws"].values())
-    assert result["kid_moves"] == pytest.approx(moves, abs=1e-4)
-    assert all(0 <= v <= 1 for v in result["horse_or_bird_share"].values())
-    assert all(0 <= v <= 0.5 for v in result["mean_min_p"].values())
+    judges = [realism.ClassifierJudge(classifier), realism.SwdJudge()]
+    result = realism.realism(run, data, judges, pairs=6, real=20, draws=2)
+    assert list(result["judges"]) == [judges[0].name, "swd"]
+    for judge in result["judges"].values():
+        assert set(judge["distance"]) == set(realism.SETS)
+        for draws in judge["draws"].values():
+            assert len(draws) == 2 and np.isfinite(draws).all()
+        moves = max(max(d) - min(d) for d in judge["draws"].values())
+        assert judge["moves"] == pytest.approx(moves, abs=1e-3)
+    kid = result["judges"][judges[0].name]
+    assert all(0 <= v <= 1 for v in kid["horse_or_bird_share"].values())
+    assert all(0 <= v <= 0.5 for v in kid["mean_min_p"].values())
+    assert "horse_or_bird_share" not in result["judges"]["swd"]
     features = classifier.features(data.test_images[:3])
     assert features.shape[0] == 3 and features.ndim == 2
     # the features feed the classifier's last layer: they give its logits back
