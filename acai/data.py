@@ -349,6 +349,8 @@ def decode_image(data: bytes | str | Path, size: int = IMAGE_SIZE) -> np.ndarray
             return np.asarray(im, np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError(f"not a readable image: {e}") from None
+    except Image.DecompressionBombError as e:  # a small file that would fill memory if decoded
+        raise ValueError(f"too many pixels to decode: {e}") from None
 
 
 # --- tf.data ---------------------------------------------------------------------------------
