@@ -1,11 +1,17 @@
 """`acai demo`: the server answers the page, refuses bad input with a 4xx and a message and
-keeps serving."""
+keeps serving, and a headless Chromium makes pegasi on the page."""
 
 import concurrent.futures
+import contextlib
 import http.client
 import io
 import json
+import os
+import queue
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -268,3 +274,166 @@ def test_a_taken_port_is_one_clear_error_before_the_model_loads(tmp_path):
         assert time.perf_counter() - start < 2  # refused before the model loads
     assert demo.is_loopback("127.0.0.1") and demo.is_loopback("localhost")
     assert not demo.is_loopback("0.0.0.0")
+
+
+# --- the page in a real browser --------------------------------------------------------------
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1100,1000",
+)
+READ_PIXELS = """
+const img = document.getElementById("pegasus");
+const canvas = document.createElement("canvas");
+canvas.width = img.naturalWidth;
+canvas.height = img.naturalHeight;
+canvas.getContext("2d").drawImage(img, 0, 0);
+return canvas.toDataURL();
+"""
+
+
+@pytest.fixture
+def browser():
+    """(webdriver, options, service) for a headless Chromium under Selenium; missing parts fail
+    the test in CI, skip it elsewhere (before the demo is started)."""
+    chromium = shutil.which("chromium")
+    driver = shutil.which("chromedriver")
+    try:
+        from selenium import webdriver
+    except ImportError:
+        webdriver = None
+    missing = [
+        n
+        for n, found in (("chromium", chromium), ("chromedriver", driver), ("selenium", webdriver))
+        if not found
+    ]
+    if missing:
+        why = (
+            f"the browser test needs {', '.join(missing)} "
+            "(apt-get install chromium chromium-driver; pip install selenium)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}: .ci/run installs them")
+        pytest.skip(why)
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    return webdriver, options, Service(driver)
+
+
+@pytest.fixture
+def served(tmp_path):
+    """`acai demo --port 0` in its own process: (url, seconds until the page was served)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "acai.cli", "demo", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "stderr.txt").open("w"),
+        text=True,
+        cwd=tmp_path,  # no runs/classifier here: the page says so
+    )
+    lines = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in process.stdout], daemon=True
+    ).start()
+    try:
+        url, deadline = None, time.monotonic() + 120
+        while url is None and time.monotonic() < deadline and process.poll() is None:
+            with contextlib.suppress(queue.Empty):
+                line = lines.get(timeout=1)
+                if "the demo is at " in line:
+                    url = line.split("the demo is at ")[1].split()[0]
+        assert url, (tmp_path / "stderr.txt").read_text()
+        connection = http.client.HTTPConnection(url.split("//")[1].rstrip("/"), timeout=30)
+        connection.request("GET", "/")
+        assert connection.getresponse().status == 200
+        connection.close()
+        yield url, time.perf_counter() - start
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_the_page_makes_pegasi_in_a_real_browser(browser, served, tmp_path, capsys):
+    webdriver, options, service = browser
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, served_after = served
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium'}")
+    driver = webdriver.Chrome(options=options, service=service)
+    try:
+        wait = WebDriverWait(driver, 20)
+        pegasus = lambda: driver.find_element(By.ID, "pegasus")  # noqa: E731
+        updates = lambda: int(pegasus().get_attribute("data-updates"))  # noqa: E731
+        driver.get(url)
+        wait.until(lambda d: updates() >= 1)  # the first view shows a pegasus without a click
+        first = driver.execute_script(READ_PIXELS)
+        for side, name in (("horse", "horse_1"), ("bird", "bird_2")):
+            seen = updates()
+            driver.find_element(
+                By.CSS_SELECTOR, f'button[data-side="{side}"][data-name="{name}"]'
+            ).click()
+            wait.until(lambda d, seen=seen: updates() > seen and pegasus().get_attribute("data-t"))
+        pair = driver.execute_script(READ_PIXELS)
+        assert pair != first
+
+        slider = driver.find_element(By.ID, "t")
+        latencies, images = [], {}
+        for key, t in [(Keys.HOME, "0"), (Keys.END, "1")] * 3 + [(Keys.ARROW_LEFT, "0.99")]:
+            seen = updates()
+            slider.send_keys(key)
+            wait.until(
+                lambda d, seen=seen, t=t: (
+                    updates() > seen and pegasus().get_attribute("data-t") == t
+                )
+            )
+            latencies.append(float(pegasus().get_attribute("data-ms")))
+            images[t] = driver.execute_script(READ_PIXELS)
+        assert len(set(images.values())) == 3 and images["0"] != pair  # each move changed it
+        assert driver.find_element(By.ID, "t-value").text == "0.99"
+
+        seen = updates()
+        driver.find_element(By.CSS_SELECTOR, 'input[name="path"][value="lerp"]').click()
+        wait.until(lambda d: updates() > seen)
+        href = driver.find_element(By.ID, "download").get_attribute("href")
+        assert "path=lerp" in href and "t=0.99" in href and href.endswith("download=1")
+
+        bad = tmp_path / "notes.txt"
+        bad.write_text("not a horse")
+        driver.find_element(By.ID, "horse-upload").send_keys(str(bad))
+        wait.until(
+            lambda d: "not a photo the demo can read" in d.find_element(By.ID, "message").text
+        )
+        photo = tmp_path / "my_horse.png"
+        Image.fromarray(np.full((480, 640, 3), (120, 90, 60), np.uint8)).save(photo)
+        seen = updates()
+        driver.find_element(By.ID, "horse-upload").send_keys(str(photo))
+        wait.until(lambda d: updates() > seen)
+        chosen = driver.find_element(By.CSS_SELECTOR, 'button[data-side="horse"].selected')
+        assert chosen.get_attribute("data-name") == "my_horse.png"
+        assert driver.find_element(By.ID, "message").text == ""
+        assert "No classifier" in driver.find_element(By.ID, "scores").text
+
+        screenshot = os.environ.get("ACAI_DEMO_SCREENSHOT") or str(tmp_path / "demo.png")
+        assert driver.save_screenshot(screenshot)
+    finally:
+        driver.quit()
+    assert max(latencies) < 2000, latencies  # a sanity bound; the figure itself is printed
+    with capsys.disabled():
+        print(
+            f"\ndemo: page served {served_after:.1f} s after start; slider move to image loaded: "
+            f"median {np.median(latencies):.0f} ms, max {max(latencies):.0f} ms over "
+            f"{len(latencies)} moves; screenshot {screenshot}"
+        )
