@@ -199,9 +199,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         try:
             image = data_lib.decode_image(body)
         except ValueError as e:
-            raise Refusal(
-                400, f"that file is not a photo the demo can read ({e}); upload a JPEG or PNG"
-            ) from None
+            raise Refusal(400, f"{e}; upload a JPEG or PNG") from None
         key = self.server.studio.add(image)
         reply = {"id": key, "photo": f"/api/photo.png?id={key}"}
         return 200, "application/json", json.dumps(reply).encode(), {}

@@ -150,10 +150,10 @@ def _truncated_jpeg() -> bytes:
 
 
 BAD_UPLOADS = {
-    "not an image": (b"name,horse\nPegasus,yes\n", "not a photo the demo can read"),
+    "not an image": (b"name,horse\nPegasus,yes\n", "not in any image format PIL knows"),
     "a truncated JPEG": (_truncated_jpeg(), "truncated"),
     "a decompression bomb": (encoded(Image.new("1", (20000, 10000)), "PNG"), "too many pixels"),
-    "an empty file": (b"", "not a photo the demo can read"),
+    "an empty file": (b"", "not a readable image"),
 }
 
 
@@ -414,7 +414,7 @@ def test_the_page_makes_pegasi_in_a_real_browser(browser, served, tmp_path, caps
         bad.write_text("not a horse")
         driver.find_element(By.ID, "horse-upload").send_keys(str(bad))
         wait.until(
-            lambda d: "not a photo the demo can read" in d.find_element(By.ID, "message").text
+            lambda d: "not in any image format PIL knows" in d.find_element(By.ID, "message").text
         )
         photo = tmp_path / "my_horse.png"
         Image.fromarray(np.full((480, 640, 3), (120, 90, 60), np.uint8)).save(photo)
