@@ -11,8 +11,10 @@ BIRD ?= sample
 T ?= 0.5
 PEGASI_T ?= 0.3,0.4,0.5,0.6,0.7
 STEPS ?= 11
+PORT ?= 8000
+HOST ?= 127.0.0.1
 
-.PHONY: install test lint format train classifier interpolate pretrained pegasi evaluate compare export bench clean
+.PHONY: install test lint format train classifier interpolate demo pretrained pegasi evaluate compare export bench clean
 
 INSTALLED := $(VENV)/.installed
 
@@ -47,6 +49,11 @@ classifier: $(INSTALLED)  ## the CIFAR-10 classifier that scores pegasi: make cl
 interpolate: $(INSTALLED)  ## make interpolate [HORSE=sample|random|7|my.jpg] [BIRD=...] [WORKDIR=...] [OUT=...] [T=0.5]
 	$(BIN)/acai interpolate $(if $(filter command line environment,$(origin WORKDIR)),--workdir $(WORKDIR)) \
 		--horse '$(HORSE)' --bird '$(BIRD)' --out $(or $(OUT),out/pegasus) --t $(T) --steps $(STEPS) $(ARGS)
+
+# Without WORKDIR on the command line, the demo uses the model shipped in acai/pretrained too.
+demo: $(INSTALLED)  ## a page for making pegasi by hand: make demo [WORKDIR=...] [PORT=8000] [HOST=127.0.0.1]
+	$(BIN)/acai demo $(if $(filter command line environment,$(origin WORKDIR)),--workdir $(WORKDIR)) \
+		--port $(PORT) --host $(HOST) $(ARGS)
 
 # The recipe's feature loss needs its own classifier first (trained once, then kept).
 pretrained: $(INSTALLED)  ## retrain and re-export the shipped model: make pretrained DATA=path/to/cifar10

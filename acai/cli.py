@@ -179,6 +179,30 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    if not 0 <= args.port <= 65535:  # before TensorFlow loads: a quick refusal
+        raise AcaiError(f"--port {args.port} is not a port; pass 1-65535, or 0 for any free one")
+    from acai import demo as demo_lib
+
+    server = demo_lib.start(
+        args.workdir, classifier=args.classifier, host=args.host, port=args.port
+    )
+    info = server.info
+    print(f"acai: {info['model']}, step {info['step']}")
+    if not info["classifier"]:
+        print(f"acai: no classifier at {args.classifier}, so no P(horse)/P(bird); make classifier")
+    if not demo_lib.is_loopback(args.host):
+        print(f"acai: listening on {args.host}: other machines can reach this page")
+    print(f"acai: the demo is at {server.url} (Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("acai: demo stopped")
+    finally:
+        server.server_close()
+    return 0
+
+
 def _t_values(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in str(text).split(","))
@@ -325,6 +349,18 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_evaluate)
+
+    p = commands.add_parser("demo", help="a local page for making pegasi by hand")
+    p.add_argument(
+        "--workdir", help="a trained run or an export (default: the model shipped with acai)"
+    )
+    p.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (default: this machine only)"
+    )
+    p.add_argument("--classifier", default=DEFAULT_CLASSIFIER, help="from acai classifier")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_demo)
 
     p = commands.add_parser("compare", help="two or more runs' metrics side by side")
     p.add_argument("workdirs", nargs="+", metavar="WORKDIR", help="trained runs")

@@ -380,8 +380,12 @@ def decode_image(data: bytes | str | Path, size: int = IMAGE_SIZE) -> np.ndarray
             if side != size:
                 im = im.resize((size, size), Image.Resampling.LANCZOS)
             return np.asarray(im, np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except UnidentifiedImageError:  # its message names the file object, e.g. <_io.BytesIO ...>
+        raise ValueError("not a readable image: not in any image format PIL knows") from None
+    except (OSError, SyntaxError) as e:
         raise ValueError(f"not a readable image: {e}") from None
+    except Image.DecompressionBombError as e:  # a small file that would fill memory if decoded
+        raise ValueError(f"too many pixels to decode: {e}") from None
 
 
 # --- tf.data ---------------------------------------------------------------------------------

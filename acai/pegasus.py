@@ -193,16 +193,9 @@ def setup(
       (run, data or None, judge); the data hold every class, so indices are test indices.
     """
     from acai import classifier as classifier_lib
-    from acai.run import load_export, load_pretrained, load_run
+    from acai.run import open_run
 
-    if workdir is None:
-        run = load_pretrained()
-    elif not Path(workdir).is_dir():
-        raise AcaiError(f"WORKDIR '{workdir}' does not exist; train first (make train)")
-    elif (Path(workdir) / "metadata.json").is_file():
-        run = load_export(workdir)
-    else:
-        run = load_run(workdir)
+    run = open_run(workdir)
     source = data or (None if workdir is None else run.config.data)
     if source is None and need_data:
         raise AcaiError("the shipped model comes without data: pass --data path/to/cifar10")

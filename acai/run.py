@@ -250,3 +250,21 @@ def load_pretrained() -> Run:
             "again: make pretrained DATA=path/to/cifar10"
         )
     return load_export(PRETRAINED_MODEL)
+
+
+def open_run(workdir: str | Path | None) -> Run:
+    """Loads a model to use: a trained run, an `acai export` folder, or (None) the shipped one.
+
+    Args:
+      workdir: a folder `train` or `export` wrote, or None for the model in the package.
+
+    Returns:
+      The run, with `model` loaded.
+    """
+    if workdir is None:
+        return load_pretrained()
+    if not Path(workdir).is_dir():
+        raise AcaiError(f"WORKDIR '{workdir}' does not exist; train first (make train)")
+    if (Path(workdir) / "metadata.json").is_file():
+        return load_export(workdir)
+    return load_run(workdir)

@@ -1,3 +1,4 @@
+import io
 import pickle
 import socket
 import tarfile
@@ -93,6 +94,19 @@ def test_decode_image_centre_crops_and_whitens_transparency(tmp_path):
     assert data_lib.decode_image(tmp_path / "clear.png").min() == 255
     with pytest.raises(ValueError, match="not a readable image"):
         data_lib.decode_image(b"hello")
+
+
+def test_decode_image_refuses_a_decompression_bomb_and_a_truncated_jpeg():
+    bomb = io.BytesIO()
+    Image.new("1", (20000, 10000)).save(bomb, "PNG")  # 200 M pixels in a small file
+    assert len(bomb.getvalue()) < 2**20
+    with pytest.raises(ValueError, match="too many pixels"):
+        data_lib.decode_image(bomb.getvalue())
+    photo = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
+    Image.fromarray(noise).save(photo, "JPEG")
+    with pytest.raises(ValueError, match="truncated"):
+        data_lib.decode_image(photo.getvalue()[: len(photo.getvalue()) // 2])
 
 
 def _write(path, content: bytes):
