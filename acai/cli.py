@@ -62,6 +62,18 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_provenance(args) -> int:
+    from acai import export as export_lib
+
+    lines, warning = export_lib.provenance(args.export, data=args.data)
+    print(f"acai: {args.export or 'the shipped model'} was trained on:")
+    for line in lines:
+        print(f"  {line}")
+    if warning:
+        print(f"acai: warning: {warning}", file=sys.stderr)
+    return 0
+
+
 def cmd_classifier(args) -> int:
     if args.epochs < 1:
         raise AcaiError(f"--epochs must be at least 1, not {args.epochs}")
@@ -279,6 +291,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_export)
+
+    p = commands.add_parser("provenance", help="the data and networks an export was trained on")
+    p.add_argument("export", nargs="?", metavar="EXPORT", help="default: the shipped model")
+    p.add_argument("--data", help="warn unless this is the data the export was trained on")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_provenance)
 
     p = commands.add_parser("classifier", help="train the CIFAR-10 classifier that scores pegasi")
     p.add_argument("--data", default="tfds", help="as for train")

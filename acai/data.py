@@ -197,6 +197,33 @@ def load_tfds(data_dir: str | None = None) -> ImageData:
 # --- local paths ---------------------------------------------------------------------------
 
 
+def describe_inputs(config) -> dict:
+    """What a run reads besides its config, each as its file name and a hash of its bytes:
+    the data ("tfds" and "lines32" are named only) and the feature loss's network.
+
+    Args:
+      config: an `acai.Config`.
+
+    Returns:
+      {"data": {"file", "sha256"}, "perceptual_model": {"file", "sha256"}}; a folder of
+      images gets a hash of its file list, sizes and times instead ("fingerprint").
+    """
+    from acai.images import sha256_file
+
+    def describe(source: str) -> dict:
+        path = Path(source).expanduser()
+        if path.is_file():
+            return {"file": path.name, "sha256": sha256_file(path)}
+        if path.is_dir():
+            return {"file": path.name, "fingerprint": _fingerprint(path)}
+        return {"file": source}
+
+    inputs = {"data": describe(config.data)}
+    if config.perceptual:
+        inputs["perceptual_model"] = describe(config.perceptual_model)
+    return inputs
+
+
 def cache_dir() -> Path:
     """Folder for decoded copies of local data sets: $ACAI_CACHE, else the XDG cache."""
     if os.environ.get("ACAI_CACHE"):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from acai import __version__
-from acai.errors import AcaiError
+from acai.errors import AcaiError, WorkdirError
 from acai.images import write_json
 
 # The endpoint TensorFlow Serving answers when a request names no signature. Interpolation is
@@ -170,6 +171,7 @@ def make_metadata(run) -> dict:
         "image_shape": list(run.image_shape),
         "latent_shape": list(run.model.latent_shape),
         "pixel_scaling": PIXEL_SCALING,
+        "inputs": run.inputs,  # the data and the loss networks it trained on, with hashes
         "saved_model": {"serving_default": SERVING_DEFAULT, "endpoints": endpoints},
     }
 
@@ -230,3 +232,48 @@ def _exchange(a: Path, b: Path) -> bool:
     if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):  # kernel or file system says no
         return False
     raise OSError(code, os.strerror(code), str(b))
+
+
+def provenance(folder: str | Path | None, data: str | None = None) -> tuple[list[str], str | None]:
+    """What an export (or, None, the shipped model) was trained on, and whether `data` is it.
+
+    Args:
+      folder: an `acai export` folder, or None for the model in the package.
+      data: a data source to compare with the recorded one.
+
+    Returns:
+      (lines describing each recorded input, a warning when `data` is not the recorded data or
+      nothing was recorded; else None).
+    """
+    from acai.config import Config
+    from acai.data import describe_inputs
+    from acai.run import PRETRAINED_MODEL
+
+    name = f"'{folder}'" if folder is not None else "the shipped model"
+    folder = Path(folder) if folder is not None else PRETRAINED_MODEL
+    try:
+        inputs = json.loads((folder / "metadata.json").read_text()).get("inputs", {})
+    except (OSError, ValueError) as e:
+        raise WorkdirError(f"'{folder}' is not a readable acai export ({e})") from None
+    lines = [
+        f"{role}: {item['file']} ({_digest(item)})" for role, item in sorted(inputs.items())
+    ] or [f"{name} records no inputs (exported before acai recorded them)"]
+    if data is None:
+        return lines, None
+    given = describe_inputs(Config(data=data))["data"]
+    recorded = inputs.get("data")
+    if recorded is None:
+        return lines, f"cannot tell whether '{data}' is the data {name} was made from"
+    if _digest(given) != _digest(recorded):
+        return lines, (
+            f"'{data}' ({_digest(given)}) is not the data {name} was made from "
+            f"({recorded['file']}, {_digest(recorded)}): the model made from it will differ"
+        )
+    return lines, None
+
+
+def _digest(item: dict) -> str:
+    for key in ("sha256", "fingerprint"):
+        if key in item:
+            return f"{key} {item[key][:16]}"
+    return "no hash: a named source"

@@ -45,6 +45,9 @@ class Run:
     image_shape: tuple[int, int, int]
     model: ACAI | None = None
     step: int = 0
+    # What training read besides the config: the data and every network a loss used, each a
+    # file name with its hash (`acai.data.describe_inputs`); empty for runs made before.
+    inputs: dict = dataclasses.field(default_factory=dict)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -189,6 +192,7 @@ def load_run(workdir: str | Path) -> Run:
         config = Config.from_dict(json.loads((workdir / "config.json").read_text()))
         meta = json.loads((workdir / "run.json").read_text())
         run = Run(workdir, config, tuple(meta["class_names"]), tuple(meta["image_shape"]))
+        run.inputs = meta.get("inputs", {})
     except (ValueError, KeyError, TypeError, AcaiError) as e:
         raise WorkdirError(
             f"'{workdir}' holds an unreadable run ({e!r}); pass another WORKDIR"
@@ -237,7 +241,7 @@ def load_export(folder: str | Path) -> Run:
             f"'{folder}' is not a readable acai export ({e}); export it again"
         ) from None
     run = Run(folder, config, tuple(meta["class_names"]), tuple(meta["image_shape"]))
-    run.model, run.step = model, int(meta["step"])
+    run.model, run.step, run.inputs = model, int(meta["step"]), meta.get("inputs", {})
     return run
 
 

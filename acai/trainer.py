@@ -192,6 +192,7 @@ def _train(config, workdir: Path, out: Path, data, strategy, *, verbose: int, si
             "image_shape": list(data.image_shape),
             "precision": precision,
             "jit_compile": jit,
+            "inputs": data_lib.describe_inputs(config),
         },
     )
     seed_everything(config.seed)  # before any weight exists

@@ -279,3 +279,39 @@ def test_an_exports_config_names_files_not_folders_of_the_training_machine():
     assert values["data"] == "cifar10-images.tar.gz"
     assert values["perceptual_model"] == "classifier.keras"
     assert export_lib.portable_config(acai.Config())["perceptual_model"] == ""  # off
+
+
+def test_an_export_records_its_data_and_warns_about_other_data(exported, tmp_path):
+    from pathlib import Path
+
+    from acai.data import _fingerprint
+
+    workdir, out, _ = exported
+    config = json.loads((workdir / "config.json").read_text())
+    recorded = json.loads((out / "metadata.json").read_text())["inputs"]
+    assert recorded == {
+        "data": {"file": "images", "fingerprint": _fingerprint(Path(config["data"]))}
+    }
+    lines, warning = export_lib.provenance(out, data=config["data"])
+    assert warning is None and lines == [
+        f"data: images (fingerprint {recorded['data']['fingerprint'][:16]})"
+    ]
+    other = tmp_path / "other.tar.gz"
+    other.write_bytes(b"not the same data")
+    _, warning = export_lib.provenance(out, data=str(other))
+    assert "is not the data" in warning and "will differ" in warning
+    result = run_acai("provenance", str(out), "--data", str(other))
+    assert result.returncode == 0 and "data: images" in result.stdout
+    assert "acai: warning:" in result.stderr and "is not the data" in result.stderr
+
+
+def test_a_run_with_a_feature_loss_records_that_networks_hash(tmp_path):
+    from acai import Config
+    from acai.data import describe_inputs
+
+    network = tmp_path / "features.keras"
+    network.write_bytes(b"weights")
+    inputs = describe_inputs(Config(data="tfds", perceptual=0.1, perceptual_model=str(network)))
+    assert inputs["data"] == {"file": "tfds"}  # a named source: nothing to hash
+    expected = "9a129038d9a00aed0cf6a7ea059ca50a813449061ab87848cf1a13eafdf33b2c"
+    assert inputs["perceptual_model"] == {"file": "features.keras", "sha256": expected}
