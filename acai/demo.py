@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import http.server
+import ipaddress
 import json
 import logging
 import socket
@@ -23,7 +24,15 @@ from acai.model import lerp, slerp
 from acai.pegasus import VIEW_SCALE, make_judge
 from acai.run import SAMPLES, Run, open_run
 
-__all__ = ["DemoServer", "MAX_UPLOAD", "Studio", "is_loopback", "number_t", "start"]
+__all__ = [
+    "DemoServer",
+    "MAX_UPLOAD",
+    "Studio",
+    "is_loopback",
+    "local_host",
+    "number_t",
+    "start",
+]
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +145,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _answer(self, route):
         url = urlsplit(self.path)
         try:
-            status, kind, body, headers = route(url.path, _query(url.query))
+            if self.server.local_only and not local_host(self.headers.get("Host", "")):
+                # another site's page reaching this server through a name of its own: answer
+                # without reading what it sent, and close
+                length = self.headers.get("Content-Length", "0").strip()
+                self._unread = int(length) if length.isdigit() else 0
+                message = "this demo answers only requests addressed to this machine"
+                status, kind, body, headers = _error(
+                    url.path, 403, message, {"Connection": "close"}
+                )
+            else:
+                status, kind, body, headers = route(url.path, _query(url.query))
         except Refusal as e:
             status, kind, body, headers = _error(url.path, e.status, str(e))
         except Exception as e:  # a bug: say so, and keep serving
@@ -268,6 +287,7 @@ class DemoServer(http.server.ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, Handler)
         self.studio, self.files, self.info = studio, files, info
+        self.local_only = is_loopback(address[0])  # then Host must name this machine too
 
     @property
     def url(self) -> str:
@@ -333,6 +353,20 @@ def _files(studio: Studio) -> tuple[dict, dict]:
             key = studio.add(data_lib.decode_image(path), pin=True)
             samples[kind].append({"name": path.stem, "url": url, "id": key})
     return files, samples
+
+
+def local_host(header: str) -> bool:
+    """Whether an HTTP Host header names this machine by a loopback name or address: a page
+    of another site that points a name of its own at 127.0.0.1 (DNS rebinding) sends its own
+    name, and is refused."""
+    host = header if header.endswith("]") else header.rpartition(":")[0] or header
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, not an address
+        return False
 
 
 def is_loopback(host: str) -> bool:

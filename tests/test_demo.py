@@ -212,11 +212,27 @@ def test_no_file_beyond_the_page_and_the_samples_is_served(server, path):
     assert alive(server)
 
 
+def test_a_request_addressed_to_another_name_is_refused(server):
+    # a page of another site that points its own name at 127.0.0.1 sends that name as Host
+    status, _, body = fetch(server, "/api/info", headers={"Host": "rebound.example:80"})
+    assert status == 403 and "addressed to this machine" in json.loads(body)["error"]
+    status, _, body = fetch(
+        server, "/api/encode", method="POST", body=b"\xff" * 1000, headers={"Host": "x"}
+    )
+    assert status == 403  # an upload too, answered without reading it
+    for host in ("localhost:8000", "127.0.0.1", "127.0.0.2:80", "[::1]:8000", "[::1]"):
+        assert demo.local_host(host), host
+    for host in ("127.0.0.1.example", "127.0.0.1.example:80", "example.com", "", "[::2]"):
+        assert not demo.local_host(host), host
+    assert alive(server)
+
+
 def test_a_50_mb_upload_is_refused_by_its_length_before_its_body_is_read(server):
     size = 50 * 2**20
     with socket.create_connection(server.server_address[:2], timeout=30) as s:
         s.sendall(
-            f"POST /api/encode HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode()
+            b"POST /api/encode HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + f"Content-Length: {size}\r\n\r\n".encode()
         )
         reply = s.makefile("rb").read()  # no body sent: the refusal cannot have waited for it
     head, body = reply.split(b"\r\n\r\n", 1)
