@@ -159,7 +159,7 @@ def cmd_evaluate(args) -> int:
     from acai.report import realism_text
 
     result = evaluate_lib.evaluate(
-        args.workdir, out=args.out, pegasi=args.pegasi, classifier=args.classifier
+        args.workdir, data=args.data, out=args.out, pegasi=args.pegasi, classifier=args.classifier
     )
     print(f"acai: step {result['step']} of {args.workdir}")
     print(evaluate_lib.summary(result))
@@ -214,6 +214,9 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+SHIPPED = "'pretrained' (the shipped model)"
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="acai", description="Adversarially constrained autoencoder interpolation (ACAI)."
@@ -247,7 +250,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = commands.add_parser("export", help="a trained run as .keras files and a SavedModel")
-    p.add_argument("workdir_arg", nargs="?", metavar="WORKDIR", help="a trained run")
+    p.add_argument(
+        "workdir_arg", nargs="?", metavar="WORKDIR", help=f"a trained run, an export, or {SHIPPED}"
+    )
     p.add_argument("--workdir", help="the same, as an option")
     p.add_argument("--out", required=True, help="the export folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
@@ -301,8 +306,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pegasus)
 
     p = commands.add_parser("evaluate", help="metrics.json and report.html for a trained run")
-    p.add_argument("workdir", metavar="WORKDIR", help="a trained run")
-    p.add_argument("--out", help="where the two files go (default: WORKDIR)")
+    p.add_argument("workdir", metavar="WORKDIR", help=f"a trained run, an export, or {SHIPPED}")
+    p.add_argument("--data", help="the data source, if not the run's own (an export's: pass it)")
+    p.add_argument(
+        "--out", help="where the two files go (default: WORKDIR; out/evaluate for an export)"
+    )
     p.add_argument("--pegasi", help="a folder from acai pegasus to show (default: WORKDIR/pegasi)")
     p.add_argument(
         "--classifier",

@@ -16,7 +16,8 @@ import numpy as np
 
 from acai.config import IMAGE_SIZE
 from acai.errors import DataError
-from acai.images import replacing, to_float
+from acai.files import replacing
+from acai.images import to_float
 from acai.lines import (
     LINES_CLASSES,
     LINES_SOURCE,
@@ -89,15 +90,27 @@ def load(source: str, classes: tuple[str, ...] = ()) -> ImageData:
     return select_classes(data, classes)
 
 
+def class_indices(data: ImageData, names, *, fix: str = "pass image files instead") -> list[int]:
+    """The labels of the classes `names`; a DataError names the first missing one.
+
+    Args:
+      data: the data set.
+      names: class names, e.g. ("horse", "bird").
+      fix: what the error tells the user to do.
+    """
+    missing = [n for n in names if n not in data.class_names]
+    if missing:
+        raise DataError(
+            f"unknown class '{missing[0]}': this data set has {', '.join(data.class_names)}; {fix}"
+        )
+    return [data.class_names.index(n) for n in names]
+
+
 def select_classes(data: ImageData, classes: tuple[str, ...]) -> ImageData:
     """Keeps the images of `classes` only and renumbers their labels from 0."""
     if not classes:
         return data
-    unknown = [c for c in classes if c not in data.class_names]
-    if unknown:
-        raise DataError(
-            f"unknown class '{unknown[0]}'; this data set has: {', '.join(data.class_names)}"
-        )
+    class_indices(data, classes, fix="pick classes it has")
     keep = [i for i, name in enumerate(data.class_names) if name in classes]
     remap = np.full(len(data.class_names), -1, np.int32)
     remap[keep] = np.arange(len(keep))

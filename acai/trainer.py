@@ -21,7 +21,7 @@ from acai import model as model_lib
 from acai import run as run_lib
 from acai.config import Config
 from acai.errors import ConfigError, TrainingError, WorkdirError
-from acai.images import write_json
+from acai.files import write_json
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,5 @@
 """The model in the box: the shipped export loads anywhere and makes a pegasus with no data."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from PIL import Image
 from acai import config as config_lib
 from acai import run as run_lib
 
-from .conftest import run_side_by_side
+from .conftest import run_side_by_side, strict_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +51,7 @@ def test_the_shipped_export_serves_with_tensorflow_alone():
 
 
 def test_the_shipped_model_is_what_its_config_file_makes():
-    metadata = json.loads((run_lib.PRETRAINED_MODEL / "metadata.json").read_text())
+    metadata = strict_json(run_lib.PRETRAINED_MODEL / "metadata.json")
     claimed = config_lib.load(str(ROOT / "experiments" / "pegasus.py")).to_dict()
     shipped = dict(metadata["config"])
     # file names: no folder of the machine that trained it
