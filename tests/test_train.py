@@ -7,11 +7,10 @@ import pytest
 import tensorflow as tf
 
 import acai
-from acai import WorkdirError
+from acai import WorkdirError, devices
 from acai import callbacks as cb
 from acai import model as model_lib
 from acai import run as run_lib
-from acai import trainer as train_lib
 
 from .conftest import strict_json
 
@@ -112,9 +111,9 @@ def test_sample_grid_layout(tiny_config):
 
 
 def test_precision_and_xla_auto_choices():
-    assert train_lib.resolve_precision("float32") == "float32"
-    assert train_lib.resolve_precision("auto") in ("float32", "mixed_bfloat16", "mixed_float16")
-    assert train_lib.resolve_jit("on") is True and train_lib.resolve_jit("off") is False
+    assert devices.resolve_precision("float32") == "float32"
+    assert devices.resolve_precision("auto") in ("float32", "mixed_bfloat16", "mixed_float16")
+    assert devices.resolve_jit("on") is True and devices.resolve_jit("off") is False
 
 
 def test_load_run_names_a_torn_run_file(trained, tmp_path):
