@@ -68,8 +68,8 @@ def test_errors_are_the_only_line_on_stderr(tmp_path):
     result = run_acai("export", str(tmp_path / "missing"), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f"acai: error: '{tmp_path / 'missing'}' is not a training run; pass the WORKDIR given to "
-        "train"
+        f"acai: error: '{tmp_path / 'missing'}' does not exist; pass a trained WORKDIR (make "
+        "train), an export, or 'pretrained' for the shipped model"
     ]
 
 

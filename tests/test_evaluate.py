@@ -132,7 +132,7 @@ def test_commands_refuse_bad_input_in_one_line(tmp_path):
         timeout=120,
     )
     assert one.returncode == 2 and "compare needs two or more runs" in one.stderr
-    assert missing.returncode == 2 and "is not a training run" in missing.stderr
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
     assert "Traceback" not in one.stderr + missing.stderr
 
 
