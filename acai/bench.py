@@ -13,9 +13,8 @@ import tensorflow as tf
 from acai import callbacks as cb
 from acai import classifier as classifier_lib
 from acai import data as data_lib
-from acai import loop, networks
+from acai import devices, loop, networks
 from acai import model as model_lib
-from acai import trainer as train_lib
 from acai.config import Config
 
 SYNTHETIC_IMAGES = 2048
@@ -49,9 +48,9 @@ def bench(
       loop's FLOP/s over the peak), with `reference` reference_images_per_second and
       vs_reference, and the settings.
     """
-    precision = train_lib.resolve_precision(config.precision)
-    jit = train_lib.resolve_jit(config.jit_compile)
-    per_call = train_lib.resolve_steps_per_execution(config.steps_per_execution)
+    precision = devices.resolve_precision(config.precision)
+    jit = devices.resolve_jit(config.jit_compile)
+    per_call = devices.resolve_steps_per_execution(config.steps_per_execution)
     rng = np.random.default_rng(config.seed)
     images = rng.integers(0, 256, (SYNTHETIC_IMAGES, *IMAGE_SHAPE), dtype=np.uint8)
     labels = rng.integers(0, NUM_CLASSES, SYNTHETIC_IMAGES).astype(np.int32)
@@ -79,11 +78,53 @@ def bench(
         model, strategy, iterator, batch=config.batch, steps=warmup, per_call=per_call, jit=jit
     )
     compile_s = time.perf_counter() - start
-    keras_model.fit(dataset(), steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False)
-    bare_step = tf.function(twin.train_step, jit_compile=jit)
+    time_keras_fit = keras_fit_timer(
+        keras_model, dataset, batch=config.batch, steps=steps, warmup=warmup
+    )
     bare_iterator = iter(dataset())
+    bare = step_timer(tf.function(twin.train_step, jit_compile=jit), bare_iterator, steps, warmup)
+    timers = {
+        "loop": lambda: time_loop(
+            model, strategy, iterator, batch=config.batch, steps=steps, per_call=per_call, jit=jit
+        ),
+        "keras_fit": time_keras_fit,
+        "bare": bare,
+    }
+    if reference:
+        plain = reference_step(config, **shared)
+        timers["reference"] = step_timer(plain, bare_iterator, steps, warmup)
+    peak_dtype = keras.mixed_precision.Policy(precision).compute_dtype
+    timers["peak"] = peak_timer(peak_dtype)
+    speeds = {name: [] for name in timers}
+    for _ in range(rounds):  # alternating, so that a shared machine's noise hits all alike
+        for name, timer in timers.items():
+            speeds[name].append(timer())
+    settings = {"compile_s": round(compile_s, 1), "precision": precision, "jit_compile": jit}
+    settings |= {"steps_per_execution": per_call, "steps": steps, "rounds": rounds}
+    return figures(config, speeds, flops=flops_per_image(model), peak_dtype=peak_dtype, **settings)
+
+
+def step_timer(step, iterator, steps: int, warmup: int):
+    """Compiles a step function of (images, labels) batches; returns a function timing `steps`
+    steps of it on `iterator`, in images/second."""
     for _ in range(warmup + 1):
-        bare_step(next(bare_iterator))
+        step(next(iterator))
+
+    def time_step():
+        start = time.perf_counter()
+        for _ in range(steps):
+            batch = next(iterator)
+            out = step(batch)
+        float(tf.nest.flatten(out)[0])  # wait for the last step
+        return steps * int(tf.shape(batch[0])[0]) / (time.perf_counter() - start)
+
+    return time_step
+
+
+def keras_fit_timer(keras_model, dataset, *, batch: int, steps: int, warmup: int):
+    """Compiles Keras' `fit()` on `keras_model`; returns a function timing `steps` steps of it
+    with the trainer's Throughput callback, in images/second."""
+    keras_model.fit(dataset(), steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False)
 
     def time_keras_fit():
         # Throughput skips the first batch of the epoch, so run one extra.
@@ -93,43 +134,23 @@ def bench(
             epochs=1,
             verbose=0,
             shuffle=False,
-            callbacks=[cb.Throughput(config.batch)],
+            callbacks=[cb.Throughput(batch)],
         )
         return keras_model.history.history["images_per_second"][-1]
 
-    def time_step(step):
-        start = time.perf_counter()
-        for _ in range(steps):
-            out = step(next(bare_iterator))
-        float(tf.nest.flatten(out)[0])  # wait for the last step
-        return steps * config.batch / (time.perf_counter() - start)
+    return time_keras_fit
 
-    timers = {
-        "loop": lambda: time_loop(
-            model, strategy, iterator, batch=config.batch, steps=steps, per_call=per_call, jit=jit
-        ),
-        "keras_fit": time_keras_fit,
-        "bare": lambda: time_step(bare_step),
-    }
-    if reference:
-        plain_step = reference_step(config, **shared)
-        for _ in range(warmup + 1):
-            plain_step(next(bare_iterator))
-        timers["reference"] = lambda: time_step(plain_step)
-    peak_dtype = keras.mixed_precision.Policy(precision).compute_dtype
-    timers["peak"] = peak_timer(peak_dtype)
-    speeds = {name: [] for name in timers}
-    for _ in range(rounds):
-        for name, timer in timers.items():
-            speeds[name].append(timer())
+
+def figures(config: Config, speeds: dict, *, flops: int, peak_dtype: str, **settings) -> dict:
+    """`bench`'s result from the rounds' speeds (images/s; FLOP/s for "peak"): the medians,
+    their ratios, the peak fraction, every round, and the settings."""
     median = {name: statistics.median(values) for name, values in speeds.items()}
-    flops = flops_per_image(model)
     compared = (
         {
             "reference_images_per_second": round(median["reference"], 1),
             "vs_reference": round(median["loop"] / median["reference"], 3),
         }
-        if reference
+        if "reference" in median
         else {}
     )
     return {
@@ -144,16 +165,11 @@ def bench(
         "peak_gflops": round(median["peak"] / 1e9, 1),
         "peak_fraction": round(median["loop"] * flops / median["peak"], 3),
         "step_ms": round(1000 * config.batch / median["loop"], 1),
-        "compile_s": round(compile_s, 1),
-        "precision": precision,
-        "jit_compile": jit,
-        "steps_per_execution": per_call,
+        **settings,
         "batch": config.batch,
         "depth": config.depth,
         "latent": config.latent,
         "latent_width": config.latent_width,
-        "steps": steps,
-        "rounds": rounds,
         **{
             f"{name}_rounds": [round(v, 1) for v in values]
             for name, values in speeds.items()
@@ -273,7 +289,8 @@ def reference_step(
     encoder's and decoder's weights; the realism discriminator (`discweight`) is left out.
 
     Returns:
-      A function (images, labels) -> the autoencoder's loss that trains the networks one step.
+      A function (images, labels) -> the autoencoder's loss that trains the networks one step;
+      its `networks` are (encoder, decoder, critic, probe).
     """
     size = image_shape[0] >> config.scales
     latent_shape = (size, size, config.latent)
@@ -332,4 +349,5 @@ def reference_step(
             average.assign(config.ema * average + (1 - config.ema) * weight)
         return loss_ae
 
+    step.networks = (encoder, decoder, critic, probe)  # for tests: load the same weights
     return step

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from acai.errors import TrainingError
 from acai.images import grid, save_png, to_float, to_uint8
-from acai.model import ACAI, lerp, slerp
+from acai.model import ACAI
 from acai.run import save_checkpoint
 
 SAMPLE_PAIRS = 4  # interpolation pairs in each sample grid
@@ -117,9 +117,10 @@ def sample_grid(model: ACAI, images) -> np.ndarray:
     recon = model.decode(z)
     t = np.linspace(0.0, 1.0, SAMPLE_STEPS, dtype=np.float32)
     rows = [images[: SAMPLE_STEPS + 2], recon[: SAMPLE_STEPS + 2]]  # short rows: black padding
+    walks = [model.decode_path(z[:pairs], z[pairs:], t, spherical=s) for s in (False, True)]
     for i in range(pairs):
-        a, b = z[i : i + 1], z[i + pairs : i + pairs + 1]
-        for path in (lerp, slerp):
-            walk = model.decode(tf.reshape(path(a, b, t), (-1, *model.latent_shape)))
-            rows.append(tf.concat([images[i : i + 1], walk, images[i + pairs : i + pairs + 1]], 0))
+        for walk in walks:  # lerp, then slerp: (SAMPLE_STEPS, pairs, H, W, C) each
+            rows.append(
+                tf.concat([images[i : i + 1], walk[:, i], images[i + pairs : i + pairs + 1]], 0)
+            )
     return grid([np.asarray(to_uint8(r)) for r in rows])

@@ -13,7 +13,8 @@ from keras import layers
 from acai import data as data_lib
 from acai.config import CLASSIFIER_EPOCHS
 from acai.errors import AcaiError
-from acai.images import replacing, sha256_file, to_float, write_json
+from acai.files import replacing, sha256_file, write_json
+from acai.images import to_float
 
 DEFAULT_PATH = Path("runs") / "classifier" / "classifier.keras"
 WIDTHS = (32, 64, 128)  # the stem and the three blocks

@@ -6,12 +6,10 @@ import argparse
 import json
 import logging
 import os
-import re
-import signal
 import sys
 import traceback
 
-from acai import __version__
+from acai import __version__, native_logs
 from acai import config as config_lib
 from acai.config import PEGASI_CANDIDATES, PEGASI_T
 from acai.errors import AcaiError
@@ -126,7 +124,7 @@ def cmd_pegasus(args) -> int:
     for t in ts:
         config_lib.check_t_steps(t, 2)  # before TensorFlow loads: a quick refusal
     from acai import pegasus
-    from acai.report import SCORECARD_LABELS, realism_text
+    from acai.report import pegasi_text, realism_text
 
     run, data, judge = pegasus.setup(
         args.workdir, args.classifier, data=args.data, need_data=True, need_classifier=True
@@ -142,24 +140,7 @@ def cmd_pegasus(args) -> int:
         prefer_white=args.white,
         out=args.out or os.path.join(args.workdir, "pegasi"),
     )
-    best = manifest["images"][0]
-    print(
-        f"acai: {args.n} pegasi (best of {manifest['candidates']} pairs, slerp t={args.t}); "
-        f"classifier accuracy {100 * manifest['classifier_test_accuracy']:.1f}%"
-    )
-    print(
-        f"acai: best: horse {best['horse_index']} + bird {best['bird_index']}: "
-        f"P(horse) {best['p_horse']:.2f}, P(bird) {best['p_bird']:.2f}, critic alpha "
-        f"{best['critic_alpha']:.3f}, sharpness {best['sharpness_vs_real']:.2f}x real, "
-        f"nearest training image RMSE {best['nearest_train_rmse']:.1f}"
-    )
-    rows = [
-        (k, manifest["summary"]["pegasi"][k], manifest["summary"]["crossfade"][k])
-        for k in manifest["summary"]["pegasi"]
-    ]
-    print(f"{'':32s}{'pegasi':>10s}{'cross-fade':>12s}")
-    for k, a, b in rows:
-        print(f"{SCORECARD_LABELS.get(k, k):32s}{a:10.3f}{b:12.3f}")
+    print(pegasi_text(manifest, t=args.t))
     print(realism_text(manifest["realism"]))
     for path in manifest["files"]:
         print(path)
@@ -173,7 +154,12 @@ def cmd_evaluate(args) -> int:
 
     judges = args.judges or [str(realism_lib.JUDGE_PATH), DEFAULT_CLASSIFIER]
     result = evaluate_lib.evaluate(
-        args.workdir, out=args.out, pegasi=args.pegasi, judges=judges, split=args.split
+        args.workdir,
+        data=args.data,
+        out=args.out,
+        pegasi=args.pegasi,
+        judges=judges,
+        split=args.split,
     )
     print(f"acai: step {result['step']} of {args.workdir}")
     print(evaluate_lib.summary(result))
@@ -252,6 +238,9 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+SHIPPED = "'pretrained' (the shipped model)"
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="acai", description="Adversarially constrained autoencoder interpolation (ACAI)."
@@ -285,7 +274,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = commands.add_parser("export", help="a trained run as .keras files and a SavedModel")
-    p.add_argument("workdir_arg", nargs="?", metavar="WORKDIR", help="a trained run")
+    p.add_argument(
+        "workdir_arg", nargs="?", metavar="WORKDIR", help=f"a trained run, an export, or {SHIPPED}"
+    )
     p.add_argument("--workdir", help="the same, as an option")
     p.add_argument("--out", required=True, help="the export folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
@@ -345,8 +336,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pegasus)
 
     p = commands.add_parser("evaluate", help="metrics.json and report.html for a trained run")
-    p.add_argument("workdir", metavar="WORKDIR", help="a trained run")
-    p.add_argument("--out", help="where the two files go (default: WORKDIR)")
+    p.add_argument("workdir", metavar="WORKDIR", help=f"a trained run, an export, or {SHIPPED}")
+    p.add_argument("--data", help="the data source, if not the run's own (an export's: pass it)")
+    p.add_argument(
+        "--out", help="where the two files go (default: WORKDIR; out/evaluate for an export)"
+    )
     p.add_argument("--pegasi", help="a folder from acai pegasus to show (default: WORKDIR/pegasi)")
     p.add_argument(
         "--judge",
@@ -406,55 +400,6 @@ def _add_pegasus_args(
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
 
-# TensorFlow's native log lines (glog format, "I0000 00:00:1795975659.029364  7034 x.cc:31] ...")
-# and absl's notice before its logging starts; its fatal lines (F...) are not matched.
-_NATIVE_LOG_LINE = re.compile(
-    rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
-    rb"|[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\] )"
-)
-
-
-def quiet_native_logs() -> tuple[int, int] | None:
-    """Sends file descriptor 2 through a filter process that drops TensorFlow's native logs.
-
-    TensorFlow writes start-up and graph-optimizer notes from C++ straight to file descriptor
-    2, some before TF_CPP_MIN_LOG_LEVEL is read. Everything else written there (our errors,
-    Python tracebacks, a crash's last words) still reaches the terminal: the filter is a
-    separate process, so it forwards what it was sent even if this one dies.
-
-    Returns:
-      (the filter's process id, a copy of the original stderr), for `restore_stderr`; None
-      where fork is unavailable.
-    """
-    if not hasattr(os, "fork"):
-        return None
-    sys.stderr.flush()
-    saved = os.dup(2)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the filter: forward every line but TensorFlow's native logs, until EOF
-        os.close(write_end)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the command, not for us
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        with os.fdopen(read_end, "rb") as lines:
-            for line in lines:
-                if not _NATIVE_LOG_LINE.match(line):
-                    os.write(2, line)
-        os._exit(0)
-    os.close(read_end)
-    os.dup2(write_end, 2)
-    os.close(write_end)
-    return pid, saved
-
-
-def restore_stderr(pid: int, saved: int) -> None:
-    """Points file descriptor 2 back at `saved` and waits for the filter to forward the rest."""
-    sys.stderr.flush()
-    os.dup2(saved, 2)  # the filter's pipe closes: it reads to the end and exits
-    os.close(saved)
-    os.waitpid(pid, 0)
-
-
 def main(argv: list[str] | None = None) -> int:
     """The `acai` command; with `argv` None (a real command line) TensorFlow's logs are hidden.
 
@@ -463,12 +408,12 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = make_parser().parse_args(argv)
     quiet = argv is None and not args.debug and os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0"
-    filtering = quiet_native_logs() if quiet else None
+    filtering = native_logs.quiet() if quiet else None
     try:
         return _run(args)
     finally:
         if filtering:
-            restore_stderr(*filtering)
+            native_logs.restore(*filtering)
 
 
 def _run(args) -> int:

@@ -16,7 +16,8 @@ import numpy as np
 
 from acai.config import IMAGE_SIZE
 from acai.errors import DataError
-from acai.images import replacing, to_float
+from acai.files import fingerprint, replacing
+from acai.images import to_float
 from acai.lines import (
     LINES_CLASSES,
     LINES_SOURCE,
@@ -89,15 +90,27 @@ def load(source: str, classes: tuple[str, ...] = ()) -> ImageData:
     return select_classes(data, classes)
 
 
+def class_indices(data: ImageData, names, *, fix: str = "pass image files instead") -> list[int]:
+    """The labels of the classes `names`; a DataError names the first missing one.
+
+    Args:
+      data: the data set.
+      names: class names, e.g. ("horse", "bird").
+      fix: what the error tells the user to do.
+    """
+    missing = [n for n in names if n not in data.class_names]
+    if missing:
+        raise DataError(
+            f"unknown class '{missing[0]}': this data set has {', '.join(data.class_names)}; {fix}"
+        )
+    return [data.class_names.index(n) for n in names]
+
+
 def select_classes(data: ImageData, classes: tuple[str, ...]) -> ImageData:
     """Keeps the images of `classes` only and renumbers their labels from 0."""
     if not classes:
         return data
-    unknown = [c for c in classes if c not in data.class_names]
-    if unknown:
-        raise DataError(
-            f"unknown class '{unknown[0]}'; this data set has: {', '.join(data.class_names)}"
-        )
+    class_indices(data, classes, fix="pick classes it has")
     keep = [i for i, name in enumerate(data.class_names) if name in classes]
     remap = np.full(len(data.class_names), -1, np.int32)
     remap[keep] = np.arange(len(keep))
@@ -197,33 +210,6 @@ def load_tfds(data_dir: str | None = None) -> ImageData:
 # --- local paths ---------------------------------------------------------------------------
 
 
-def describe_inputs(config) -> dict:
-    """What a run reads besides its config, each as its file name and a hash of its bytes:
-    the data ("tfds" and "lines32" are named only) and the feature loss's network.
-
-    Args:
-      config: an `acai.Config`.
-
-    Returns:
-      {"data": {"file", "sha256"}, "perceptual_model": {"file", "sha256"}}; a folder of
-      images gets a hash of its file list, sizes and times instead ("fingerprint").
-    """
-    from acai.images import sha256_file
-
-    def describe(source: str) -> dict:
-        path = Path(source).expanduser()
-        if path.is_file():
-            return {"file": path.name, "sha256": sha256_file(path)}
-        if path.is_dir():
-            return {"file": path.name, "fingerprint": _fingerprint(path)}
-        return {"file": source}
-
-    inputs = {"data": describe(config.data)}
-    if config.perceptual:
-        inputs["perceptual_model"] = describe(config.perceptual_model)
-    return inputs
-
-
 def cache_dir() -> Path:
     """Folder for decoded copies of local data sets: $ACAI_CACHE, else the XDG cache."""
     if os.environ.get("ACAI_CACHE"):
@@ -235,7 +221,7 @@ def _cached(path: Path, loader) -> ImageData:
     """Decodes `path` once and keeps the arrays in the cache, keyed by path, size and time."""
     if not path.exists():
         raise DataError(f"data path '{path}' does not exist; pass DATA=an existing file or folder")
-    key = f"{_CACHE_FORMAT}:{path.resolve()}:{IMAGE_SIZE}:{_fingerprint(path)}"
+    key = f"{_CACHE_FORMAT}:{path.resolve()}:{IMAGE_SIZE}:{fingerprint(path)}"
     file = cache_dir() / f"data-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
     if file.exists():
         try:
@@ -259,15 +245,6 @@ def _cached(path: Path, loader) -> ImageData:
     except OSError as e:  # a read-only cache only costs the next run the decoding time
         log.warning("could not cache the decoded data in %s: %s", file.parent, e)
     return data
-
-
-def _fingerprint(path: Path) -> str:
-    """Size and modification time of a file, or of every file under a folder."""
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    stats = ((str(p.relative_to(path) if path.is_dir() else p.name), p.stat()) for p in files)
-    return hashlib.sha1(
-        "\n".join(f"{name}:{st.st_size}:{st.st_mtime_ns}" for name, st in stats).encode()
-    ).hexdigest()
 
 
 def _load_path(path: Path) -> ImageData:

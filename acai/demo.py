@@ -17,12 +17,13 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from acai import data as data_lib
+from acai import run as run_lib
 from acai.config import check_t_steps
 from acai.errors import AcaiError
 from acai.images import grid, png_bytes, to_float, to_uint8
 from acai.model import lerp, slerp
 from acai.pegasus import VIEW_SCALE, make_judge
-from acai.run import SAMPLES, Run, open_run
+from acai.run import SAMPLES, Run
 
 __all__ = [
     "DemoServer",
@@ -324,7 +325,7 @@ def start(
             "--port (make demo PORT=...) or --host"
         ) from None
     try:
-        run = open_run(workdir)
+        run = run_lib.open(workdir)
         judge = classifier_lib.Classifier(classifier) if Path(classifier).is_file() else None
         server.studio = Studio(run, judge)
         server.files, samples = _files(server.studio)

@@ -10,15 +10,18 @@ import numpy as np
 
 from acai import data as data_lib
 from acai import lines, metrics, realism
+from acai import run as run_lib
 from acai.errors import AcaiError, WorkdirError
-from acai.images import to_float, write_atomic, write_json
+from acai.files import write_atomic, write_json
+from acai.images import to_float
 from acai.report import HIGHER_BETTER, LABELS, LOWER_BETTER, fmt, report_html
-from acai.run import Run, heldout_scores, load_run
+from acai.run import Run, heldout_scores
 
 log = logging.getLogger(__name__)
 
 LINE_PAIRS, LINE_STEPS = 256, 16  # the lines evaluation: 256 seeded pairs, 16 images each
 CLUSTER_IMAGES = 10_000  # test images whose latents k-means clusters
+DEFAULT_OUT = Path("out/evaluate")  # where an export's or the shipped model's metrics go
 
 
 # --- metrics ---------------------------------------------------------------------------------
@@ -93,18 +96,22 @@ def _encode(run: Run, images_uint8: np.ndarray, batch: int = 500) -> np.ndarray:
 
 
 def evaluate(
-    workdir: str | Path,
+    workdir: str | Path | None,
     *,
+    data: str | None = None,
     out: str | Path | None = None,
     pegasi: str | Path | None = None,
     judges=(),
     split: str = "test",
 ) -> dict:
-    """Writes metrics.json and report.html for a trained run.
+    """Writes metrics.json and report.html for a trained run, an export or the shipped model.
 
     Args:
-      workdir: a folder `acai train` wrote.
-      out: where the two files go (default: the run's folder).
+      workdir: a folder `acai train` or `acai export` wrote; None or "pretrained" for the
+        shipped model (see `acai.run.open`).
+      data: the data source, if not the run's own (an export keeps only its file's name).
+      out: where the two files go (default: a run's own folder; out/evaluate for an export or
+        the shipped model).
       pegasi: a folder `acai pegasus` wrote, shown in the report (default: <workdir>/pegasi,
         if it exists).
       judges: classifier files (`acai classifier`) that judge horse-bird realism, each that
@@ -115,15 +122,9 @@ def evaluate(
     Returns:
       The metrics, with "files" listing what was written.
     """
-    run = load_run(workdir)
-    data = data_lib.load(run.config.data, run.config.classes)
-    if data.image_shape != run.image_shape:
-        raise WorkdirError(
-            f"the run's data '{run.config.data}' now has images of shape {data.image_shape}, "
-            f"the run was trained on {run.image_shape}; pass the run's own data"
-        )
-    data = split_view(data, split, run.config.validation)
-    out = Path(out) if out is not None else run.workdir
+    run = run_lib.open(workdir)
+    data = split_view(load_data(run, data), split, run.config.validation)
+    out = Path(out) if out is not None else run.workdir if run.kind == "run" else DEFAULT_OUT
     out.mkdir(parents=True, exist_ok=True)
     chosen = [j for j in judges if Path(j).is_file()]
     if chosen:
@@ -151,11 +152,28 @@ def split_view(data: data_lib.ImageData, split: str, validation: int) -> data_li
     return data_lib.carve_validation(data, validation)[1]
 
 
+def load_data(run: Run, data: str | None = None) -> data_lib.ImageData:
+    """The data a run is measured on (`acai.run.data_source`), checked against its images."""
+    source = run_lib.data_source(run, data)
+    if source is None:
+        raise AcaiError(
+            f"the {'shipped model' if run.kind == 'pretrained' else 'export'} keeps only its "
+            f"data's file name ('{run.config.data}'); pass --data path/to/it"
+        )
+    data = data_lib.load(source, run.config.classes)
+    if data.image_shape != run.image_shape:
+        raise WorkdirError(
+            f"the run's data '{run.config.data}' now has images of shape {data.image_shape}, "
+            f"the run was trained on {run.image_shape}; pass the run's own data"
+        )
+    return data
+
+
 def load_metrics(workdir: str | Path) -> dict:
     """A run's metrics.json, computed (and written) first if it is missing or out of date."""
     workdir = Path(workdir)
     path = workdir / "metrics.json"
-    run = load_run(workdir)
+    run = run_lib.open(workdir)
     if path.is_file():
         try:
             saved = json.loads(path.read_text())
@@ -163,7 +181,7 @@ def load_metrics(workdir: str | Path) -> dict:
                 return saved
         except ValueError:
             log.warning("'%s' is unreadable; computing the metrics again", path)
-    result = compute_metrics(run, data_lib.load(run.config.data, run.config.classes))
+    result = compute_metrics(run, load_data(run))
     write_json(path, result)
     return result
 

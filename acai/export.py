@@ -12,7 +12,7 @@ from pathlib import Path
 
 from acai import __version__
 from acai.errors import AcaiError, WorkdirError
-from acai.images import write_json
+from acai.files import write_json
 
 # The endpoint TensorFlow Serving answers when a request names no signature. Interpolation is
 # what ACAI is for, and it is the one endpoint that turns images into images in one call.
@@ -36,14 +36,15 @@ class ExportError(AcaiError):
 
 
 def export(workdir: str | Path, out: str | Path, *, overwrite: bool = False) -> dict:
-    """Exports a run's newest readable checkpoint into the folder OUT, all or nothing.
+    """Exports a run's newest readable checkpoint (or an export, or the shipped model) into the
+    folder OUT, all or nothing.
 
     Everything is written into a hidden folder beside OUT and renamed into place at the end,
     so OUT is never half-written; an existing OUT is swapped for the new one in one step where
     the system allows it (Linux), else by two renames.
 
     Args:
-      workdir: a folder `train` wrote.
+      workdir: a folder `train` or `export` wrote; None or "pretrained" for the shipped model.
       out: the export folder to create: acai.keras, encoder.keras, decoder.keras, critic.keras,
         saved_model/ and metadata.json.
       overwrite: replace OUT if it exists (only an earlier export or an empty folder).
@@ -53,9 +54,9 @@ def export(workdir: str | Path, out: str | Path, *, overwrite: bool = False) -> 
     """
     out = Path(out)
     check_out(out, overwrite=overwrite)  # before the run is loaded
-    from acai.run import load_run
+    from acai import run as run_lib
 
-    run = load_run(workdir)
+    run = run_lib.open(workdir)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
@@ -246,7 +247,7 @@ def provenance(folder: str | Path | None, data: str | None = None) -> tuple[list
       nothing was recorded; else None).
     """
     from acai.config import Config
-    from acai.data import describe_inputs
+    from acai.files import describe_inputs
     from acai.run import PRETRAINED_MODEL
 
     name = f"'{folder}'" if folder is not None else "the shipped model"

@@ -1,15 +1,14 @@
-"""Pictures and files: pixel conversion, one grid of tiles, one PNG encoder, atomic writes."""
+"""Pictures: pixel conversion, batches of images, one grid of tiles, one PNG encoder and writer."""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import io
-import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+# replacing and write_json are re-exported for acai.classifier, which still imports them here
+from acai.files import replacing, write_atomic, write_json  # noqa: F401
 
 # --- pixels ----------------------------------------------------------------------------------
 
@@ -27,6 +26,22 @@ def to_uint8(images):
 
     pixels = tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5)
     return tf.cast(tf.clip_by_value(pixels, 0, 255), tf.uint8)
+
+
+def in_batches(fn, *arrays, size: int = 256, axis: int = 0) -> np.ndarray:
+    """fn applied to `size` rows of the arrays at a time, its outputs joined along `axis`.
+
+    Args:
+      fn: takes one slice of each array, returns an array (or tensor).
+      arrays: arrays of the same length.
+      size: rows per call (bounds the memory one call needs).
+      axis: where the outputs are joined (1 for outputs shaped (T, rows, ...)).
+    """
+    n = len(arrays[0])
+    outputs = [
+        np.asarray(fn(*(a[i : i + size] for a in arrays))) for i in range(0, max(n, 1), size)
+    ]
+    return np.concatenate(outputs, axis=axis)
 
 
 # --- pictures --------------------------------------------------------------------------------
@@ -98,50 +113,6 @@ def pyplot():
     return plt
 
 
-# --- files -----------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def replacing(path: str | Path):
-    """Yields a temporary path beside `path`, renamed onto `path` when the block succeeds.
-
-    A crash leaves the old file or the new one, never half of one. The temporary name ends
-    with the target's name, so writers that check the suffix (.keras, .npz) accept it.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_atomic(path: str | Path, content: bytes | str) -> Path:
-    """Writes bytes or UTF-8 text to `path` atomically."""
-    path = Path(path)
-    with replacing(path) as tmp:
-        if isinstance(content, str):
-            tmp.write_text(content, encoding="utf-8")
-        else:
-            tmp.write_bytes(content)
-    return path
-
-
-def write_json(path: str | Path, value) -> Path:
-    """Writes `value` as indented, key-sorted JSON, atomically."""
-    return write_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
-
-
 def save_png(image: np.ndarray, path: str | Path, *, scale: int = 1, smooth: bool = False) -> Path:
     """Writes a uint8 (H, W, C) picture as a PNG file, atomically (see `png_bytes`)."""
     return write_atomic(path, png_bytes(image, scale=scale, smooth=smooth))
-
-
-def sha256_file(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes, in hex: names the exact network or data a run used."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -1,4 +1,4 @@
-"""`ACAI(keras.Model)`: the autoencoder, critic and latent probe, and the losses that train them."""
+"""`ACAI(keras.Model)`: the autoencoder, critic and latent probe, trained with `acai.losses`."""
 
 from __future__ import annotations
 
@@ -8,184 +8,19 @@ from keras import ops
 
 from acai import networks
 from acai.config import Config
-
-# --- the math, as small pure functions -------------------------------------------------------
-
-
-def fold_alpha(u):
-    """Maps uniform draws in [0, 1] to mixing coefficients in [0, 0.5]."""
-    return 0.5 - ops.abs(u - 0.5)  # the mix is symmetric, so alpha > 0.5 adds nothing
-
-
-def mix_latents(z, alpha, *, groups: int = 1, path: str = "lerp"):
-    """Mixes each latent with its partner in the reversed batch, alpha of the way from the
-    partner to z: alpha * z + (1 - alpha) * z[::-1] for lerp, or along the great circle.
-
-    Args:
-      z: latents (B, ...).
-      alpha: coefficients (B, 1, ..., 1), one per latent.
-      groups: reverse within each of this many equal, consecutive slices of the batch instead.
-        Under data parallelism each replica reverses its own slice, so `groups` = the number of
-        replicas reproduces a distributed step on one device.
-      path: "lerp" (the paper) or "slerp" (`slerp`, per latent).
-    """
-    if groups == 1:
-        partner = ops.flip(z, axis=0)
-    else:
-        shape = ops.shape(z)
-        grouped = ops.reshape(z, (groups, -1, *shape[1:]))  # (groups, B / groups, ...)
-        partner = ops.reshape(ops.flip(grouped, axis=1), shape)
-    if path == "lerp":
-        return alpha * z + (1.0 - alpha) * partner
-    shape = ops.shape(z)
-    flat = (shape[0], -1)
-    t = ops.cast(ops.reshape(alpha, (-1, 1)), "float32")  # (B, 1)
-    a = ops.cast(ops.reshape(partner, flat), "float32")  # (B, D)
-    b = ops.cast(ops.reshape(z, flat), "float32")
-    return ops.cast(ops.reshape(_slerp_rows(a, b, t), shape), z.dtype)
-
-
-def autoencoder_loss(x, x_hat, critic_mix, *, advweight: float):
-    """The autoencoder's loss: reconstruction MSE plus advweight * the critic's squared guess.
-
-    Args:
-      x: the real images (B, H, W, C).
-      x_hat: their reconstructions.
-      critic_mix: the critic's predicted alpha for the decoded interpolants, (B, 1).
-      advweight: the paper's lambda; 0 gives the plain autoencoder.
-
-    Returns:
-      (total loss, reconstruction MSE, mean squared critic output), each a scalar.
-    """
-    mse = ops.mean(ops.square(x - x_hat))
-    fool = ops.mean(ops.square(critic_mix))  # the decoder wants the critic to answer 0
-    if not advweight:  # 0 * fool would still send a gradient of zeros back through the critic
-        return mse, mse, fool
-    return mse + advweight * fool, mse, fool
-
-
-def feature_distance(features_x, features_y):
-    """The mean over layers of the mean squared difference of two lists of activation maps.
-
-    Args:
-      features_x, features_y: equally long lists of tensors, pairwise of one shape.
-
-    Returns:
-      A scalar: 0 for identical activations.
-    """
-    terms = [
-        ops.mean(ops.square(ops.cast(a, "float32") - ops.cast(b, "float32")))
-        for a, b in zip(features_x, features_y, strict=True)
-    ]
-    return ops.mean(ops.stack(terms))
-
-
-def critic_loss(critic_mix, critic_real, alpha):
-    """The critic's loss: regress alpha on interpolants, answer 0 on (nearly) real images.
-
-    Args:
-      critic_mix: the critic's output for the decoded interpolants, (B, 1).
-      critic_real: its output for x_hat + reg * (x - x_hat), (B, 1).
-      alpha: the true mixing coefficients, (B, 1).
-
-    Returns:
-      (total loss, alpha regression term, real-image term), each a scalar.
-    """
-    regress = ops.mean(ops.square(critic_mix - alpha))
-    real = ops.mean(ops.square(critic_real))
-    return regress + real, regress, real
-
-
-def realism_losses(real_logits, fake_logits):
-    """The non-saturating GAN losses of a discriminator that tells real images from decoded ones.
-
-    Args:
-      real_logits: the discriminator's logits for real images, (B, 1).
-      fake_logits: its logits for decoded images (reconstructions and interpolants), (B', 1).
-
-    Returns:
-      (the discriminator's loss, the decoder's loss): softplus(-real) + softplus(fake), and
-      softplus(-fake), each averaged; the decoder wants its images called real.
-    """
-    real_term = ops.mean(ops.softplus(-real_logits))
-    fake_term = ops.mean(ops.softplus(fake_logits))
-    return real_term + fake_term, ops.mean(ops.softplus(-fake_logits))
-
-
-def ema_decay(decay, step):
-    """The moving average's decay at training step `step`: `decay`, but lower early on, so the
-    average is not dominated by the initial weights ((1 + step) / (10 + step), as in
-    tf.train.ExponentialMovingAverage with num_updates)."""
-    step = ops.cast(step, "float32")
-    return ops.minimum(decay, (1.0 + step) / (10.0 + step))
-
-
-def lerp(a, b, t):
-    """Linear interpolation between latents, per example.
-
-    Args:
-      a, b: latents of any shape (B, ...).
-      t: a scalar, or a vector (T,) of positions in [0, 1].
-
-    Returns:
-      (B, ...) for a scalar t, (T, B, ...) for a vector t.
-    """
-    a, b, t, shape = _flat_pairs(a, b, t)
-    return ops.reshape((1.0 - t) * a + t * b, shape)
-
-
-def slerp(a, b, t, *, eps: float = 1e-6):
-    """Spherical interpolation between latents, per example (flattened), as in the paper.
-
-    slerp(a, b, t) = sin((1 - t) w) / sin(w) * a + sin(t w) / sin(w) * b, with w the angle
-    between a and b. Nearly parallel or antipodal pairs (sin(w) < eps) fall back to lerp;
-    zero vectors give finite results. t = 0 and t = 1 return a and b exactly.
-
-    Args:
-      a, b: latents of any shape (B, ...).
-      t: a scalar, or a vector (T,) of positions in [0, 1].
-      eps: the sin(w) below which lerp is used.
-
-    Returns:
-      (B, ...) for a scalar t, (T, B, ...) for a vector t.
-    """
-    a, b, t, shape = _flat_pairs(a, b, t)  # a, b: (1, B, D); t: (T, 1, 1)
-    return ops.reshape(_slerp_rows(a, b, t, eps=eps), shape)
-
-
-def _slerp_rows(a, b, t, *, eps: float = 1e-6):
-    """slerp along the last axis of a and b (..., D), t broadcastable to (..., 1).
-
-    Training differentiates this through the encoder, so no branch may produce an infinite
-    gradient, not even the one `where` discards: straight rows take arccos(0) in place of
-    arccos(+-1), and the norms a floor before their square roots.
-    """
-    dot = ops.sum(a * b, axis=-1, keepdims=True)
-    norms = ops.sqrt(ops.maximum(ops.sum(a * a, -1, keepdims=True), 1e-30)) * ops.sqrt(
-        ops.maximum(ops.sum(b * b, -1, keepdims=True), 1e-30)
-    )
-    cos = ops.clip(dot / norms, -1.0, 1.0)
-    straight = ops.stop_gradient(1.0 - cos * cos) < eps * eps  # sin(w) < eps: (nearly) parallel
-    omega = ops.arccos(ops.where(straight, 0.0, cos))  # (..., 1)
-    safe = ops.where(straight, 1.0, ops.sin(omega))
-    wa = ops.where(straight, 1.0 - t, ops.sin((1.0 - t) * omega) / safe)
-    wb = ops.where(straight, t, ops.sin(t * omega) / safe)
-    return wa * a + wb * b
-
-
-def _flat_pairs(a, b, t):
-    a = ops.convert_to_tensor(a, "float32")
-    b = ops.convert_to_tensor(b, "float32")
-    t = ops.convert_to_tensor(t, "float32")
-    batch_shape = tuple(ops.shape(a))
-    flat = (1, batch_shape[0], -1)
-    out = batch_shape if len(ops.shape(t)) == 0 else (ops.shape(t)[0], *batch_shape)
-    return ops.reshape(a, flat), ops.reshape(b, flat), ops.reshape(t, (-1, 1, 1)), out
-
-
-def rmse_255(mse):
-    """Root mean squared error on the 0-255 pixel scale, from the MSE on [-1, 1]."""
-    return ops.sqrt(mse) * 127.5
+from acai.losses import (  # noqa: F401 (re-exported: acai.model.slerp and the rest)
+    autoencoder_loss,
+    critic_loss,
+    ema_decay,
+    feature_distance,
+    fold_alpha,
+    lerp,
+    mix_latents,
+    realism_losses,
+    rmse_255,
+    slerp,
+)
+from acai.networks import FusedAdam
 
 
 class Rmse255(keras.metrics.Mean):
@@ -196,39 +31,6 @@ class Rmse255(keras.metrics.Mean):
 
 
 # --- the model -------------------------------------------------------------------------------
-
-
-@keras.saving.register_keras_serializable(package="acai")
-class FusedAdam(keras.optimizers.Adam):
-    """Keras' Adam with each variable's update in one TensorFlow kernel (ResourceApplyAdam).
-
-    The same formula as Keras' update_step, in one pass over the weights and the two moments
-    instead of about ten element-wise ops (each a pass over memory); amsgrad falls back to
-    Keras' own update.
-    """
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad:
-            return super().update_step(gradient, variable, learning_rate)
-        dtype = variable.dtype
-        step = ops.cast(self.iterations + 1, dtype)
-        index = self._get_variable_index(variable)
-
-        def handle(v):  # Keras variables wrap a tf.Variable; the kernel takes its resource
-            return (v.value if isinstance(v, keras.Variable) else v).handle
-
-        tf.raw_ops.ResourceApplyAdam(
-            var=handle(variable),
-            m=handle(self._momentums[index]),
-            v=handle(self._velocities[index]),
-            beta1_power=ops.power(ops.cast(self.beta_1, dtype), step),
-            beta2_power=ops.power(ops.cast(self.beta_2, dtype), step),
-            lr=ops.cast(learning_rate, dtype),
-            beta1=ops.cast(self.beta_1, dtype),
-            beta2=ops.cast(self.beta_2, dtype),
-            epsilon=ops.cast(self.epsilon, dtype),
-            grad=ops.cast(gradient, dtype),
-        )
 
 
 OPTIMIZERS = ("ae_optimizer", "critic_optimizer", "probe_optimizer")  # compile()'s arguments
@@ -467,7 +269,16 @@ class ACAI(keras.Model):
 
         Returns (B, H, W, C) for a scalar t, (T, B, H, W, C) for a vector t.
         """
-        za, zb = self.encode(images_a), self.encode(images_b)
+        return self.decode_path(
+            self.encode(images_a), self.encode(images_b), t, spherical=spherical
+        )
+
+    def decode_path(self, za, zb, t, *, spherical: bool = True):
+        """Decodes the path between two batches of latents at position(s) t: the one way to
+        walk between latents (interpolate, pegasi, the sample grids).
+
+        Returns (B, H, W, C) for a scalar t, (T, B, H, W, C) for a vector t.
+        """
         z = (slerp if spherical else lerp)(za, zb, t)
         if len(ops.shape(z)) == len(ops.shape(za)):
             return self.decode(z)

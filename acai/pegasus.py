@@ -1,4 +1,6 @@
-"""Pegasi: walk between a horse's and a bird's latent codes, decode, score and save."""
+"""Pegasi: read the inputs, walk between a horse's and a bird's latents, rank and write.
+
+The scores and the judge are in `acai.judge`."""
 
 from __future__ import annotations
 
@@ -9,167 +11,21 @@ import numpy as np
 
 from acai import data as data_lib
 from acai import realism as realism_lib
+from acai import run as run_lib
 from acai.config import PEGASI_CANDIDATES, PEGASI_T, check_t_steps
 from acai.errors import AcaiError
-from acai.images import (
-    figure_png,
-    pyplot,
-    save_png,
-    tile,
-    to_float,
-    to_uint8,
-    write_atomic,
-    write_json,
-)
-from acai.metrics import sq_distances
+from acai.files import write_atomic, write_json
+from acai.images import figure_png, in_batches, pyplot, save_png, tile, to_float, to_uint8
+from acai.judge import Judge, crossfade, make_judge, nearest_distance, summarise
 from acai.model import lerp, slerp
 from acai.run import SAMPLES, Run
 
-__all__ = [
-    "check_t_steps",
-    "combined_score",
-    "lerp",
-    "make_judge",
-    "pegasi",
-    "pick",
-    "scorecard",
-    "setup",
-    "slerp",
-    "walk",
-]
+__all__ = ["pegasi", "pick", "setup", "walk"]
 
 VIEW_SCALE = 8  # a 32x32 pegasus is saved at 256x256
 
 
-# --- scores, as small pure functions ---------------------------------------------------------
-
-
-def sharpness(images: np.ndarray) -> np.ndarray:
-    """Variance of the Laplacian of each image's luminance (0-255 scale); higher is sharper.
-
-    Args:
-      images: uint8 or float (B, H, W, 3) on the 0-255 scale.
-
-    Returns:
-      (B,) float64.
-    """
-    grey = np.asarray(images, np.float64) @ np.array([0.299, 0.587, 0.114])  # (B, H, W)
-    lap = (
-        4 * grey[:, 1:-1, 1:-1]
-        - grey[:, :-2, 1:-1]
-        - grey[:, 2:, 1:-1]
-        - grey[:, 1:-1, :-2]
-        - grey[:, 1:-1, 2:]
-    )
-    return lap.var(axis=(1, 2))
-
-
-def nearest_distance(images: np.ndarray, pool: np.ndarray) -> np.ndarray:
-    """RMSE (0-255) from each image to its nearest neighbour in `pool`.
-
-    Args:
-      images: (B, H, W, C) images.
-      pool: (N, H, W, C) images, e.g. the training set.
-
-    Returns:
-      (B,) distances.
-    """
-    pixels = np.asarray(images, np.float32)
-    d2 = sq_distances(pixels, pool)  # (B, N)
-    return np.sqrt(d2.min(axis=1) / pixels[0].size)
-
-
-def spread(images: np.ndarray) -> float:
-    """Mean pairwise RMSE (0-255) within a batch; near 0 means the batch collapsed to one image."""
-    pixels = np.asarray(images, np.float32)
-    if len(pixels) < 2:
-        return 0.0
-    d2 = sq_distances(pixels, pixels) / pixels[0].size  # (B, B)
-    return float(np.sqrt(d2)[np.triu_indices(len(pixels), 1)].mean())
-
-
-def whiteness(images: np.ndarray) -> np.ndarray:
-    """Share of each image's pixels that are bright and grey (white-ish), in [0, 1]."""
-    x = np.asarray(images, np.float32)
-    bright = x.min(-1) > 170
-    grey = (x.max(-1) - x.min(-1)) < 40
-    return (bright & grey).mean(axis=(1, 2))
-
-
-def combined_score(p_horse, p_bird, critic_alpha, sharp_ratio, white=None, *, prefer_white=False):
-    """The ranking score of a pegasus, in [0, 1] (1.3 with prefer_white); higher is better.
-
-    0.6 * recognisability + 0.2 * realism + 0.2 * sharpness, where recognisability is
-    2 * min(P(horse), P(bird)) (1 when the classifier is torn 50/50 between the two), realism is
-    1 - 2 * critic alpha (the critic's alpha is 0 for real-looking reconstructions and at most
-    0.5), and sharpness is the image's Laplacian variance relative to real horse and bird
-    photos, capped at 1. prefer_white adds 0.3 * whiteness.
-    """
-    recognisable = 2 * np.minimum(p_horse, p_bird)
-    realism = 1 - 2 * np.clip(critic_alpha, 0, 0.5)
-    score = 0.6 * recognisable + 0.2 * realism + 0.2 * np.clip(sharp_ratio, 0, 1)
-    if prefer_white:
-        score = score + 0.3 * np.asarray(white)
-    return score
-
-
-@dataclasses.dataclass
-class Judge:
-    """Everything needed to score pegasi: the run's critic, a classifier, real photos."""
-
-    run: Run | None  # None: score any images, without the critic's alpha
-    classifier: object | None  # acai.classifier.Classifier, or None to skip P(horse)/P(bird)
-    train_images: np.ndarray | None  # None: no nearest-training-image search (it reads NaN)
-    real_sharpness: float  # median over real test horses and birds (or the sample photos)
-
-    def score(
-        self, decoded: np.ndarray, *, prefer_white: bool = False, nearest: bool = True
-    ) -> dict[str, np.ndarray]:
-        """Scores float images in [-1, 1] (B, 32, 32, 3); returns one array per score.
-
-        nearest=False skips the (slow) nearest-training-image search; it reads NaN then.
-        """
-        images = np.asarray(to_uint8(decoded))
-        critic = (
-            self.run.model.critic(decoded, training=False)
-            if self.run
-            else np.zeros((len(images), 1))
-        )
-        out = {
-            "critic_alpha": np.asarray(critic)[:, 0],
-            "sharpness": sharpness(images),
-            "nearest_train_rmse": nearest_distance(images, self.train_images)
-            if nearest and self.train_images is not None
-            else np.full(len(images), np.nan),
-            "whiteness": whiteness(images),
-        }
-        out["sharpness_vs_real"] = out["sharpness"] / self.real_sharpness
-        if self.classifier is not None:
-            probs = self.classifier.probabilities(images)
-            out["p_horse"] = probs[:, self.classifier.index("horse")]
-            out["p_bird"] = probs[:, self.classifier.index("bird")]
-            out["horse_or_bird"] = np.isin(
-                probs.argmax(1), [self.classifier.index("horse"), self.classifier.index("bird")]
-            ).astype(np.float32)
-            out["score"] = combined_score(
-                out["p_horse"],
-                out["p_bird"],
-                out["critic_alpha"],
-                out["sharpness_vs_real"],
-                out["whiteness"],
-                prefer_white=prefer_white,
-            )
-        return out
-
-
-def make_judge(run: Run, data: data_lib.ImageData | None, classifier=None) -> Judge:
-    """Builds the scorer for a run; real-photo sharpness comes from its test horses and birds,
-    or from the shipped sample photos when there are no data."""
-    if data is None:
-        real = np.stack([data_lib.decode_image(p) for p in sorted(SAMPLES.glob("*.jpg"))])
-        return Judge(run, classifier, None, float(np.median(sharpness(real))))
-    real = data.test_images[np.isin(data.test_labels, class_indices(data, ("horse", "bird")))]
-    return Judge(run, classifier, data.train_images, float(np.median(sharpness(real))))
+# --- opening a model -------------------------------------------------------------------------
 
 
 def setup(
@@ -193,12 +49,14 @@ def setup(
       (run, data or None, judge); the data hold every class, so indices are test indices.
     """
     from acai import classifier as classifier_lib
-    from acai.run import open_run
 
-    run = open_run(workdir)
-    source = data or (None if workdir is None else run.config.data)
+    run = run_lib.open(workdir)
+    source = run_lib.data_source(run, data)
     if source is None and need_data:
-        raise AcaiError("the shipped model comes without data: pass --data path/to/cifar10")
+        raise AcaiError(
+            f"the model keeps only its data's file name ('{run.config.data}'): pass --data "
+            "path/to/cifar10"
+        )
     loaded = data_lib.load(source) if source else None
     judge_model = None
     if Path(classifier).is_file() or need_classifier:
@@ -214,16 +72,6 @@ class Picked:
     image: np.ndarray  # (32, 32, 3) uint8
     description: str
     index: int | None = None  # the test-set index, when it came from the test set
-
-
-def class_indices(data: data_lib.ImageData, names) -> list[int]:
-    missing = [n for n in names if n not in data.class_names]
-    if missing:
-        raise AcaiError(
-            f"this run's data has no class '{missing[0]}' (it has {', '.join(data.class_names)}); "
-            "pass image files instead"
-        )
-    return [data.class_names.index(n) for n in names]
 
 
 def pick(
@@ -254,7 +102,7 @@ def pick(
         path = files[0] if spec == "sample" else files[int(rng.integers(len(files)))]
         return Picked(data_lib.decode_image(path), f"sample photo {path.name}")
     if spec == "random":
-        (label,) = class_indices(data, (want,))
+        (label,) = data_lib.class_indices(data, (want,))
         index = int(rng.choice(np.flatnonzero(data.test_labels == label)))
         return Picked(data.test_images[index], f"test image {index} ({want}, random)", index)
     if spec.lstrip("-").isdigit():
@@ -322,14 +170,14 @@ def walk(
     z = np.asarray(model.encode(x))  # (2, h, w, latent)
     za, zb = z[:1], z[1:]
     ts = np.linspace(0, 1, steps, dtype=np.float32)
+    ends = (np.linalg.norm(za) + np.linalg.norm(zb)) / 2
     rows, at_t = [], {}
     for name, path in (("lerp", lerp), ("slerp", slerp)):
-        row = np.asarray(model.decode(np.asarray(path(za, zb, ts))[:, 0]))  # (steps, H, W, C)
-        rows.append(row)
-        zt = np.asarray(path(za, zb, np.float32(t)))
-        decoded = np.asarray(model.decode(zt))
+        spherical = name == "slerp"
+        rows.append(np.asarray(model.decode_path(za, zb, ts, spherical=spherical))[:, 0])
+        decoded = np.asarray(model.decode_path(za, zb, np.float32(t), spherical=spherical))
         scores = {k: float(v[0]) for k, v in judge.score(decoded).items()}
-        ends = (np.linalg.norm(za) + np.linalg.norm(zb)) / 2
+        zt = np.asarray(path(za, zb, np.float32(t)))  # (1, h, w, latent)
         scores["latent_norm_vs_ends"] = float(np.linalg.norm(zt) / max(ends, 1e-12))
         at_t[name] = (decoded[0], scores)
 
@@ -413,33 +261,19 @@ def pegasi(
       The manifest written to `pegasi.json`.
     """
     ts = tuple(np.atleast_1d(np.asarray(t, np.float64)).tolist())
-    for value in ts:
-        check_t_steps(value, 2)
-    if judge.classifier is None:
-        raise AcaiError("pegasi need the classifier to rank them; train it: make classifier")
-    if n < 1 or candidates < n:
-        raise AcaiError(f"need 1 <= n <= candidates, got n={n}, candidates={candidates}")
-    class_indices(data, ("horse", "bird"))  # names a missing class
+    _check_pegasi_args(ts, judge, data, n=n, candidates=candidates)
     rng = np.random.default_rng(seed)
     pairs = realism_lib.draw_pairs(data, candidates, rng, fix="lower candidates")  # (cand, 2)
-
-    walks = []  # (T, chunk, 32, 32, 3) each: every pair encoded once, decoded at every t
-    for chunk in np.array_split(pairs, max(1, len(pairs) // 256)):
-        x_h = to_float(data.test_images[chunk[:, 0]])
-        x_b = to_float(data.test_images[chunk[:, 1]])
-        walks.append(np.asarray(run.model.interpolate(x_h, x_b, np.asarray(ts, np.float32))))
-    decoded = np.concatenate(walks, axis=1)  # (T, cand, 32, 32, 3)
-    scores = [judge.score(d, prefer_white=prefer_white, nearest=False) for d in decoded]
-    best_t, keep = rank_pairs(pairs, np.stack([s["score"] for s in scores]), n)
-    rows = np.arange(len(pairs))
-    decoded = decoded[best_t, rows]
-    scores = {k: np.stack([s[k] for s in scores])[best_t, rows] for k in scores[0]}
+    images_h, images_b = data.test_images[pairs[:, 0]], data.test_images[pairs[:, 1]]
+    decoded, scores, pair_t = best_of_each_pair(
+        run, judge, images_h, images_b, ts, prefer_white=prefer_white
+    )
+    keep = best_distinct(pairs, scores["score"], n)
     images = np.asarray(to_uint8(decoded[keep]))
     scores["nearest_train_rmse"][keep] = nearest_distance(images, judge.train_images)
-    pair_t = np.asarray(ts, np.float32)[best_t]  # (cand,)
 
     w = pair_t[keep].reshape(-1, 1, 1, 1)
-    fades = crossfade(data.test_images[pairs[keep, 0]], data.test_images[pairs[keep, 1]], w)
+    fades = crossfade(images_h[keep], images_b[keep], w)
     fade_scores = judge.score(fades)
     manifest = {
         "run": {"step": run.step, "config": run.config.to_dict()},
@@ -478,6 +312,42 @@ def pegasi(
     return write_pegasi(out, images, manifest)
 
 
+def _check_pegasi_args(ts, judge: Judge, data, *, n: int, candidates: int) -> None:
+    for value in ts:
+        check_t_steps(value, 2)
+    if judge.classifier is None:
+        raise AcaiError("pegasi need the classifier to rank them; train it: make classifier")
+    if n < 1 or candidates < n:
+        raise AcaiError(f"need 1 <= n <= candidates, got n={n}, candidates={candidates}")
+    data_lib.class_indices(data, ("horse", "bird"), fix="pass data with both")
+
+
+def best_of_each_pair(run: Run, judge: Judge, horses, birds, ts, *, prefer_white: bool = False):
+    """Decodes each horse-bird pair with slerp at every t, and keeps each pair's best t.
+
+    Args:
+      run: a loaded run.
+      judge: the scorer, with a classifier.
+      horses, birds: (P, 32, 32, 3) uint8 photos, pair i being horses[i] and birds[i].
+      ts: positions on the path.
+      prefer_white: rank white-ish pegasi higher.
+
+    Returns:
+      (decoded (P, 32, 32, 3) in [-1, 1], {score: (P,)}, t (P,)), each at the pair's best t;
+      the nearest-training-image search is left out (NaN), as it is slow.
+    """
+
+    def walk_pairs(h, b):  # every pair encoded once, decoded at every t
+        return run.model.interpolate(to_float(h), to_float(b), np.float32(ts))
+
+    decoded = in_batches(walk_pairs, horses, birds, axis=1)  # (T, P, 32, 32, 3)
+    per_t = [judge.score(d, prefer_white=prefer_white, nearest=False) for d in decoded]
+    best_t = np.argmax(np.stack([s["score"] for s in per_t]), axis=0)  # (P,)
+    rows = np.arange(len(horses))
+    scores = {k: np.stack([s[k] for s in per_t])[best_t, rows] for k in per_t[0]}
+    return decoded[best_t, rows], scores, np.asarray(ts, np.float32)[best_t]
+
+
 def write_pegasi(out: str | Path, images: np.ndarray, manifest: dict) -> dict:
     """Writes a batch's grid, its best pegasus (blocky and smooth) and `pegasi.json`.
 
@@ -501,26 +371,6 @@ def write_pegasi(out: str | Path, images: np.ndarray, manifest: dict) -> dict:
     manifest = {**manifest, "files": [str(f) for f in files[:-1]]}
     write_json(out / "pegasi.json", manifest)
     return {**manifest, "files": [str(f) for f in files]}
-
-
-def rank_pairs(pairs: np.ndarray, scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each pair's best t, and the n best pairs (see `best_distinct`).
-
-    Args:
-      pairs: (P, 2) horse and bird indices.
-      scores: (T, P) a score per t and pair; higher is better.
-      n: pairs to keep.
-
-    Returns:
-      (best t index per pair (P,), kept pair indices (n,), best first).
-    """
-    best_t = np.argmax(scores, axis=0)
-    return best_t, best_distinct(pairs, scores[best_t, np.arange(len(pairs))], n)
-
-
-def crossfade(a, b, w) -> np.ndarray:
-    """The pixel cross-fade (1 - w) a + w b of uint8 images, as float32 in [-1, 1]."""
-    return np.asarray((1 - w) * to_float(a) + w * to_float(b))
 
 
 def best_distinct(pairs: np.ndarray, score: np.ndarray, n: int) -> np.ndarray:
@@ -549,27 +399,3 @@ def best_distinct(pairs: np.ndarray, score: np.ndarray, n: int) -> np.ndarray:
     rank = np.empty(len(order), np.int64)
     rank[order] = np.arange(len(order))
     return np.asarray(sorted(keep[:n], key=lambda i: rank[i]), np.int64)  # best first
-
-
-def scorecard(judge: Judge, images: np.ndarray) -> dict:
-    """The pegasus scorecard of any uint8 images (B, 32, 32, 3), e.g. photos or cross-fades.
-
-    Needs a judge with a classifier; its run may be None (then critic alpha reads 0).
-    """
-    images = np.asarray(images, np.uint8)
-    return summarise(judge.score(to_float(images)), slice(None), images)
-
-
-def summarise(scores: dict, keep, images: np.ndarray) -> dict:
-    """The scorecard of a set of images: shares, means and the best recognisability."""
-    pick_ = {k: np.asarray(v)[keep] for k, v in scores.items()}
-    recog = np.minimum(pick_["p_horse"], pick_["p_bird"])
-    return {
-        "horse_or_bird_share": float(pick_["horse_or_bird"].mean()),
-        "mean_min_p": float(recog.mean()),
-        "best_min_p": float(recog.max()),
-        "mean_critic_alpha": float(pick_["critic_alpha"].mean()),
-        "mean_sharpness_vs_real": float(pick_["sharpness_vs_real"].mean()),
-        "mean_nearest_train_rmse": float(pick_["nearest_train_rmse"].mean()),
-        "spread_rmse": spread(images),
-    }

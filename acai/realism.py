@@ -20,7 +20,8 @@ import numpy as np
 from acai import data as data_lib
 from acai import model as model_lib
 from acai.errors import AcaiError
-from acai.images import sha256_file, to_float, to_uint8
+from acai.files import sha256_file
+from acai.images import to_float, to_uint8
 from acai.metrics import kid, swd
 from acai.run import Run
 

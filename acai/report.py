@@ -93,6 +93,24 @@ def realism_tables(realism: dict):
         yield judge_title(name, judge), REALISM_HEADER[: len(rows[0])], rows
 
 
+def pegasi_text(manifest: dict, *, t: str) -> str:
+    """A batch of pegasi in words: the best one, and the scorecard beside the cross-fade's."""
+    best = manifest["images"][0]
+    lines = [
+        f"acai: {len(manifest['images'])} pegasi (best of {manifest['candidates']} pairs, slerp "
+        f"t={t}); classifier accuracy {100 * manifest['classifier_test_accuracy']:.1f}%",
+        f"acai: best: horse {best['horse_index']} + bird {best['bird_index']}: "
+        f"P(horse) {best['p_horse']:.2f}, P(bird) {best['p_bird']:.2f}, critic alpha "
+        f"{best['critic_alpha']:.3f}, sharpness {best['sharpness_vs_real']:.2f}x real, "
+        f"nearest training image RMSE {best['nearest_train_rmse']:.1f}",
+        f"{'':32s}{'pegasi':>10s}{'cross-fade':>12s}",
+    ]
+    summary = manifest["summary"]
+    for k, a in summary["pegasi"].items():
+        lines.append(f"{SCORECARD_LABELS.get(k, k):32s}{a:10.3f}{summary['crossfade'][k]:12.3f}")
+    return "\n".join(lines)
+
+
 def realism_text(realism: dict) -> str:
     """The realism tables as plain text, for the command line."""
     lines = []

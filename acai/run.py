@@ -1,7 +1,9 @@
-"""A WORKDIR: what a run holds, its lock, the resume check, checkpoints and loading it."""
+"""A WORKDIR: what a run holds, its lock, the resume check, checkpoints, and `open`: one way to
+load a run, an export or the shipped model."""
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import dataclasses
 import fcntl
@@ -46,8 +48,9 @@ class Run:
     model: ACAI | None = None
     step: int = 0
     # What training read besides the config: the data and every network a loss used, each a
-    # file name with its hash (`acai.data.describe_inputs`); empty for runs made before.
+    # file name with its hash (`acai.files.describe_inputs`); empty for runs made before.
     inputs: dict = dataclasses.field(default_factory=dict)
+    kind: str = "run"  # "run" (a WORKDIR), "export" (an `acai export` folder) or "pretrained"
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -58,7 +61,7 @@ class Run:
 def workdir_lock(workdir: Path):
     """Holds an exclusive lock on `workdir`; the OS drops it if the process dies."""
     workdir.mkdir(parents=True, exist_ok=True)
-    with open(workdir / ".lock", "a+") as f:
+    with builtins.open(workdir / ".lock", "a+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -220,6 +223,7 @@ def load_run(workdir: str | Path) -> Run:
 PRETRAINED = Path(__file__).parent / "pretrained"
 PRETRAINED_MODEL = PRETRAINED / "pegasus"  # an `acai export` of experiments/pegasus.py
 SAMPLES = PRETRAINED / "samples"  # CIFAR-10 test horses and birds; see samples/README.md
+PRETRAINED_WORD = "pretrained"  # what names the shipped model where a path is expected
 
 
 def load_export(folder: str | Path) -> Run:
@@ -241,7 +245,8 @@ def load_export(folder: str | Path) -> Run:
             f"'{folder}' is not a readable acai export ({e}); export it again"
         ) from None
     run = Run(folder, config, tuple(meta["class_names"]), tuple(meta["image_shape"]))
-    run.model, run.step, run.inputs = model, int(meta["step"]), meta.get("inputs", {})
+    run.model, run.step, run.kind = model, int(meta["step"]), "export"
+    run.inputs = meta.get("inputs", {})
     return run
 
 
@@ -253,22 +258,42 @@ def load_pretrained() -> Run:
             f"the shipped model is missing from '{PRETRAINED_MODEL}'; reinstall acai or make it "
             "again: make pretrained DATA=path/to/cifar10"
         )
-    return load_export(PRETRAINED_MODEL)
+    run = load_export(PRETRAINED_MODEL)
+    run.kind = "pretrained"
+    return run
 
 
-def open_run(workdir: str | Path | None) -> Run:
-    """Loads a model to use: a trained run, an `acai export` folder, or (None) the shipped one.
+def open(path: str | Path | None) -> Run:
+    """Loads a training run, an `acai export` folder or the shipped model, for inference.
 
     Args:
-      workdir: a folder `train` or `export` wrote, or None for the model in the package.
+      path: a WORKDIR `train` wrote, a folder `acai export` wrote, or None or "pretrained" for
+        the model shipped with acai (a folder of that name: pass ./pretrained).
 
     Returns:
-      The run, with `model` loaded.
+      The run with its float32 model; `kind` says which of the three it is.
     """
-    if workdir is None:
+    if path is None or str(path) == PRETRAINED_WORD:
         return load_pretrained()
-    if not Path(workdir).is_dir():
-        raise AcaiError(f"WORKDIR '{workdir}' does not exist; train first (make train)")
-    if (Path(workdir) / "metadata.json").is_file():
-        return load_export(workdir)
-    return load_run(workdir)
+    if not Path(path).is_dir():
+        raise WorkdirError(
+            f"'{path}' does not exist; pass a trained WORKDIR (make train), an export, or "
+            f"'{PRETRAINED_WORD}' for the shipped model"
+        )
+    if (Path(path) / "metadata.json").is_file():
+        return load_export(path)
+    return load_run(path)
+
+
+def data_source(run: Run, data: str | None = None) -> str | None:
+    """The data a loaded run is measured on: `data` if given, else the run's own.
+
+    An export keeps only its data's file name, so a local file it names must be passed again;
+    None when there is nothing to load (the shipped model without `data`).
+    """
+    if data:
+        return data
+    source = run.config.data
+    if run.kind == "run" or source in ("tfds", "lines32"):
+        return source
+    return None

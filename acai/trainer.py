@@ -16,27 +16,18 @@ import tensorflow as tf
 from acai import callbacks as cb
 from acai import classifier as classifier_lib
 from acai import data as data_lib
-from acai import loop
+from acai import devices, files, loop
 from acai import model as model_lib
 from acai import run as run_lib
 from acai.config import Config
 from acai.errors import ConfigError, TrainingError, WorkdirError
-from acai.images import write_json
+from acai.files import write_json
 
 log = logging.getLogger(__name__)
 
 VALIDATION_IMAGES = 1024  # random test images scored at the end of every epoch
 
-__all__ = [
-    "Interrupted",
-    "TrainingError",
-    "make_strategy",
-    "resolve_jit",
-    "resolve_precision",
-    "seed_everything",
-    "train",
-    "xla_for",
-]
+__all__ = ["Interrupted", "TrainingError", "train"]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -45,98 +36,6 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int = signal.SIGINT):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
-
-
-# --- devices and numerics --------------------------------------------------------------------
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has native bfloat16 arithmetic (AVX-512 BF16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(precision: str) -> str:
-    """Maps "auto" to the fastest safe dtype policy for the visible devices.
-
-    mixed_float16 on a GPU; mixed_bfloat16 on a CPU with native bfloat16 (it nearly doubles a
-    training step on AVX-512 BF16); float32 elsewhere.
-    """
-    if precision != "auto":
-        return precision
-    if tf.config.list_physical_devices("GPU"):
-        return "mixed_float16"
-    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
-
-
-def resolve_jit(jit_compile: str) -> bool:
-    """Maps "auto" to XLA on accelerators only: on a CPU, XLA made the step slower here."""
-    if jit_compile != "auto":
-        return jit_compile == "on"
-    return bool(tf.config.list_physical_devices("GPU") or tf.config.list_logical_devices("TPU"))
-
-
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """Builds the tf.distribute strategy named by the config's `strategy` field."""
-    if name == "auto":
-        name = "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "none"
-    if name == "none":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-    tf.config.experimental_connect_to_cluster(resolver)
-    tf.tpu.experimental.initialize_tpu_system(resolver)
-    return tf.distribute.TPUStrategy(resolver)
-
-
-def xla_for(strategy: tf.distribute.Strategy, jit: bool) -> bool:
-    """Turns XLA off, with a warning, under a strategy with more than one replica.
-
-    Measured with TF 2.21 / Keras 3.15 on 2 logical CPU devices: an XLA-compiled step under
-    MirroredStrategy fails with "Trying to access resource seed_generator_state/replica_1 located
-    in device CPU:1 from device CPU:0" (https://www.tensorflow.org/xla/known_issues, "tf.Variable
-    on a different device").
-    """
-    if jit and strategy.num_replicas_in_sync > 1:
-        log.warning(
-            "XLA is off: with %d replicas an XLA-compiled step fails in TensorFlow "
-            "(a variable on another device); training runs as a TF graph",
-            strategy.num_replicas_in_sync,
-        )
-        return False
-    return jit
-
-
-def seed_everything(seed: int) -> None:
-    """Seeds Python, NumPy and TensorFlow at once: the same seed gives the same first weights."""
-    keras.utils.set_random_seed(seed)
-
-
-def resolve_steps_per_execution(value: int) -> int:
-    """Maps 0 ("auto") to 1 on a CPU, where a step's launch is cheap next to its work, and to
-    32 on accelerators, where the host would otherwise wait on the device after every step."""
-    if value:
-        return value
-    accelerated = tf.config.list_physical_devices("GPU") or tf.config.list_logical_devices("TPU")
-    return 32 if accelerated else 1
-
-
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """Whether this process writes the run's files: always, but under a multi-worker strategy
-    only the chief (or worker 0 when the cluster names no chief) does."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    no_chief = "chief" not in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and no_chief
 
 
 # --- training --------------------------------------------------------------------------------
@@ -169,8 +68,8 @@ def train(config: Config, workdir: str | Path, *, verbose: int = 1) -> dict:
     data = data_lib.load(config.data, config.classes)
     if config.validation:
         data, _ = data_lib.carve_validation(data, config.validation)  # never trained on
-    strategy = make_strategy(config.strategy)
-    if not is_chief(strategy):  # writes go to a private folder, deleted at the end
+    strategy = devices.make_strategy(config.strategy)
+    if not devices.is_chief(strategy):  # writes go to a private folder, deleted at the end
         with tempfile.TemporaryDirectory(prefix="acai-worker-") as scratch:
             return _train(
                 config, workdir, Path(scratch), data, strategy, verbose=0, signals=_Signals()
@@ -182,8 +81,11 @@ def train(config: Config, workdir: str | Path, *, verbose: int = 1) -> dict:
 def _train(config, workdir: Path, out: Path, data, strategy, *, verbose: int, signals) -> dict:
     """Trains with checkpoints restored from `workdir` and everything written to `out`;
     `signals` (a `_Signals`) turns the signals it was installed for into `Interrupted`."""
-    precision, jit = resolve_precision(config.precision), resolve_jit(config.jit_compile)
-    jit = xla_for(strategy, jit)
+    precision, jit = (
+        devices.resolve_precision(config.precision),
+        devices.resolve_jit(config.jit_compile),
+    )
+    jit = devices.xla_for(strategy, jit)
     write_json(out / "config.json", config.to_dict())
     write_json(
         out / "run.json",
@@ -192,10 +94,63 @@ def _train(config, workdir: Path, out: Path, data, strategy, *, verbose: int, si
             "image_shape": list(data.image_shape),
             "precision": precision,
             "jit_compile": jit,
-            "inputs": data_lib.describe_inputs(config),
+            "inputs": files.describe_inputs(config),
         },
     )
-    seed_everything(config.seed)  # before any weight exists
+    model, manager, restored = _build_and_restore(
+        config, workdir, out, data, strategy, precision, jit
+    )
+    step = int(model.step.numpy())
+    if verbose:
+        classes = ",".join(data.class_names)
+        print(
+            f"acai: {len(data.train_images)} training images, classes {classes}; "
+            f"precision {precision}, XLA {'on' if jit else 'off'}, "
+            f"{strategy.num_replicas_in_sync} replica(s)"
+        )
+        print(
+            f"acai: resuming from step {step} ({restored})" if restored else "acai: step 0, new run"
+        )
+
+    saver = cb.SaveCheckpoint(manager)
+    saver.set_model(model)
+    if step < config.total_steps:
+        _fit(
+            model,
+            saver,
+            config,
+            out,
+            data,
+            strategy,
+            step=step,
+            precision=precision,
+            jit=jit,
+            signals=signals,
+            verbose=verbose,
+        )
+    results = {
+        "step": int(model.step.numpy()),
+        **run_lib.heldout_scores(model, data.test_images, data.test_labels),
+        "images": len(data.test_images),
+    }
+    write_json(out / "eval.json", results)
+    if verbose:
+        print(
+            f"acai: step {results['step']}: held-out reconstruction RMSE "
+            f"{results['rmse']:.2f} (0-255), latent probe accuracy "
+            f"{100 * results['probe_accuracy']:.1f}% on {results['images']} images"
+        )
+    return results
+
+
+def _build_and_restore(config, workdir: Path, out: Path, data, strategy, precision, jit):
+    """Builds the model under the strategy and restores the newest checkpoint (the chief's own,
+    or the one in `workdir` for other workers).
+
+    Returns:
+      (model, the checkpoint manager writing to `out`, the path restored or None).
+    """
+    devices.seed_everything(config.seed)  # before any weight exists
     with strategy.scope():
         model = model_lib.build(
             config,
@@ -220,95 +175,72 @@ def _train(config, workdir: Path, out: Path, data, strategy, *, verbose: int, si
         else tf.train.CheckpointManager(checkpoint, str(workdir / "checkpoints"), 1)
     )
     restored = run_lib.restore_latest(checkpoint, source)
-    step = int(model.step.numpy())
-    if verbose:
-        classes = ",".join(data.class_names)
-        print(
-            f"acai: {len(data.train_images)} training images, classes {classes}; "
-            f"precision {precision}, XLA {'on' if jit else 'off'}, "
-            f"{strategy.num_replicas_in_sync} replica(s)"
-        )
-        print(
-            f"acai: resuming from step {step} ({restored})" if restored else "acai: step 0, new run"
+    return model, manager, restored
+
+
+def _fit(model, saver, config, out, data, strategy, *, step, precision, jit, signals, verbose):
+    """Trains from `step` to the end with the callbacks; a Ctrl-C saves a checkpoint first."""
+    schedule = loop.Schedule(
+        config.total_steps,
+        config.steps_per_epoch,
+        devices.resolve_steps_per_execution(config.steps_per_execution),
+    )
+
+    def shard(context: tf.distribute.InputContext):  # this worker's part of the data
+        return data_lib.train_dataset(
+            data.train_images,
+            data.train_labels,
+            batch=context.get_per_replica_batch_size(config.batch),
+            seed=config.seed + step,
+            shard=(context.num_input_pipelines, context.input_pipeline_id),
         )
 
-    saver = cb.SaveCheckpoint(manager)
-    saver.set_model(model)
-    if step < config.total_steps:
-        schedule = loop.Schedule(
-            config.total_steps,
-            config.steps_per_epoch,
-            resolve_steps_per_execution(config.steps_per_execution),
-        )
-
-        def shard(context: tf.distribute.InputContext):  # this worker's part of the data
-            return data_lib.train_dataset(
-                data.train_images,
-                data.train_labels,
-                batch=context.get_per_replica_batch_size(config.batch),
-                seed=config.seed + step,
-                shard=(context.num_input_pipelines, context.input_pipeline_id),
+    # Fixed random subsets: image folders list the test set class by class.
+    order = np.random.default_rng(config.seed).permutation(len(data.test_images))
+    val = np.sort(order[:VALIDATION_IMAGES])
+    pairs = data.test_images[order[: 2 * cb.SAMPLE_PAIRS]]
+    callbacks = [
+        cb.Throughput(config.batch),
+        # Under mixed_float16 the loss-scale optimizers skip non-finite steps by design.
+        *([] if precision == "mixed_float16" else [cb.CheckFinite(saver.manager)]),
+        saver,
+        cb.SampleGrids(pairs, out / "samples", out / "logs"),
+        keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+        signals.callback(),
+    ]
+    try:
+        with signals.deferred():
+            loop.fit(
+                model,
+                strategy,
+                loop.distribute(strategy, shard),
+                schedule=schedule,
+                start_step=step,
+                callbacks=callbacks,
+                validate=lambda: run_lib.heldout_scores(
+                    model, data.test_images[val], data.test_labels[val]
+                ),
+                verbose=verbose,
+                jit=jit,
             )
-
-        # Fixed random subsets: image folders list the test set class by class.
-        order = np.random.default_rng(config.seed).permutation(len(data.test_images))
-        val = np.sort(order[:VALIDATION_IMAGES])
-        pairs = data.test_images[order[: 2 * cb.SAMPLE_PAIRS]]
-        callbacks = [
-            cb.Throughput(config.batch),
-            # Under mixed_float16 the loss-scale optimizers skip non-finite steps by design.
-            *([] if precision == "mixed_float16" else [cb.CheckFinite(manager)]),
-            saver,
-            cb.SampleGrids(pairs, out / "samples", out / "logs"),
-            keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
-            keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
-            signals.callback(),
-        ]
-        try:
-            with signals.deferred():
-                loop.fit(
-                    model,
-                    strategy,
-                    loop.distribute(strategy, shard),
-                    schedule=schedule,
-                    start_step=step,
-                    callbacks=callbacks,
-                    validate=lambda: run_lib.heldout_scores(
-                        model, data.test_images[val], data.test_labels[val]
-                    ),
-                    verbose=verbose,
-                    jit=jit,
-                )
-        except KeyboardInterrupt:
-            if _multi_worker(strategy):  # a save needs every worker: keep the epoch's checkpoint
-                raise
-            path = saver.save()
-            print(
-                f"\nacai: interrupted at step {int(model.step.numpy())}; saved {path}; "
-                "re-run the same command to resume"
-            )
+    except KeyboardInterrupt:
+        if _multi_worker(strategy):  # a save needs every worker: keep the epoch's checkpoint
             raise
-        except tf.errors.OpError as e:
-            if _multi_worker(strategy) and _peer_lost(e):
-                raise TrainingError(
-                    f"a worker of the cluster stopped ({_lost_peer(e, strategy)}); the last "
-                    f"checkpoint is {manager.latest_checkpoint or 'none yet'}: restart every "
-                    "worker to resume from it"
-                ) from None
-            raise
-    results = {
-        "step": int(model.step.numpy()),
-        **run_lib.heldout_scores(model, data.test_images, data.test_labels),
-        "images": len(data.test_images),
-    }
-    write_json(out / "eval.json", results)
-    if verbose:
+        path = saver.save()
         print(
-            f"acai: step {results['step']}: held-out reconstruction RMSE "
-            f"{results['rmse']:.2f} (0-255), latent probe accuracy "
-            f"{100 * results['probe_accuracy']:.1f}% on {results['images']} images"
+            f"\nacai: interrupted at step {int(model.step.numpy())}; saved {path}; "
+            "re-run the same command to resume"
         )
-    return results
+        raise
+    except tf.errors.OpError as e:
+        if _multi_worker(strategy) and _peer_lost(e):
+            raise TrainingError(
+                f"a worker of the cluster stopped ({_lost_peer(e, strategy)}); the last "
+                f"checkpoint is {saver.manager.latest_checkpoint or 'none yet'}: restart every "
+                "worker to resume from it"
+            ) from None
+        raise
 
 
 def _multi_worker(strategy: tf.distribute.Strategy) -> bool:

@@ -28,6 +28,16 @@ def write_image_tree(root, *, per_class=(24, 6), size=32, seed=0):
     return root
 
 
+def strict_json(path):
+    """Reads a JSON file the way strict parsers do: NaN and Infinity are refused."""
+    import json
+
+    def refuse(name):
+        raise ValueError(f"{path} holds {name}, which is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
 def run_side_by_side(*commands, timeout=300, **popen_args):
     """Runs independent commands at the same time and returns their CompletedProcess, in order.
 

@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 
 from acai import bench
 from acai.config import Config
@@ -31,17 +32,41 @@ def test_flops_per_image_counts_the_passes_forward_and_back():
     assert bench.flops_per_image(disc) == 2 * (3 * (forward + 3 * extra) + critic + 2 * extra)
 
 
-def test_reference_step_trains_the_same_networks_and_the_peak_is_timed():
+def test_reference_step_computes_train_steps_losses_and_update_on_the_same_weights(monkeypatch):
+    import tensorflow as tf
+
+    from acai import model as model_lib
+
     config = Config(depth=4, latent=4, latent_width=4, batch=4)
+    model = model_lib.build(config, image_shape=(32, 32, 3), num_classes=2, precision="float32")
     step = bench.reference_step(
         config, image_shape=(32, 32, 3), num_classes=2, precision="float32", jit=False
     )
+    ours = (model.encoder, model.decoder, model.critic, model.probe)
+    for theirs, mine in zip(step.networks, ours, strict=True):
+        theirs.set_weights(mine.get_weights())
+    alpha = tf.constant([0.1, 0.2, 0.3, 0.4], shape=(4, 1, 1, 1))  # the same draw for both
+    monkeypatch.setattr(bench.model_lib, "fold_alpha", lambda u: alpha)
+    monkeypatch.setattr(model, "draw_alpha", lambda images: alpha)
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
     y = np.array([0, 1, 0, 1], np.int32)
-    losses = [float(step((x, y))) for _ in range(3)]
-    assert np.isfinite(losses).all() and losses[-1] < losses[0]
-    assert bench.peak_timer("float32", size=64, repeats=1)() > 0
+    before = model.encoder.get_weights()
+    reference = float(step((x, y)))
+    logs = {k: float(v) for k, v in model.train_step((x, y)).items()}
+    ours_total = logs["loss_ae"] + config.advweight * logs["loss_ae_critic"]
+    assert reference == pytest.approx(ours_total, rel=1e-5) and ours_total > 0
+    for theirs, mine in zip(step.networks, ours, strict=True):  # the same Adam update
+        for a, b in zip(theirs.get_weights(), mine.get_weights(), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    moved = [not np.allclose(a, b) for a, b in zip(before, model.encoder.get_weights())]
+    assert any(moved)  # the step did update the weights it compared
+
+
+def test_the_peak_timer_measures_a_matmul_rate():
+    rate = bench.peak_timer("float32", size=64, repeats=1)()
+    # FLOP/s of 64x64 products: above 1 MFLOP/s and below 100 TFLOP/s on any machine
+    assert 1e6 < rate < 1e14
 
 
 def test_the_feature_loss_is_timed_and_counted():

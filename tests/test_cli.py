@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from acai import cli
+from acai import cli, native_logs
 
 from .conftest import run_side_by_side
 
@@ -68,8 +68,8 @@ def test_errors_are_the_only_line_on_stderr(tmp_path):
     result = run_acai("export", str(tmp_path / "missing"), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f"acai: error: '{tmp_path / 'missing'}' is not a training run; pass the WORKDIR given to "
-        "train"
+        f"acai: error: '{tmp_path / 'missing'}' does not exist; pass a trained WORKDIR (make "
+        "train), an export, or 'pretrained' for the shipped model"
     ]
 
 
@@ -82,7 +82,7 @@ def test_errors_are_the_only_line_on_stderr(tmp_path):
     ],
 )
 def test_tensorflow_native_log_lines_are_recognised(line):
-    assert cli._NATIVE_LOG_LINE.match(line.encode())
+    assert native_logs.NATIVE_LOG_LINE.match(line.encode())
 
 
 @pytest.mark.parametrize(
@@ -90,14 +90,14 @@ def test_tensorflow_native_log_lines_are_recognised(line):
     ["acai: error: bad", "Traceback (most recent call last):", "F0000 00:00:1.0 1 x.cc:1] no"],
 )
 def test_other_lines_pass_the_filter(line):
-    assert not cli._NATIVE_LOG_LINE.match(line.encode())
+    assert not native_logs.NATIVE_LOG_LINE.match(line.encode())
 
 
 def test_the_filter_forwards_what_a_dying_process_wrote():
     script = (
         "import os\n"
-        "from acai import cli\n"
-        "cli.quiet_native_logs()\n"
+        "from acai import native_logs\n"
+        "native_logs.quiet()\n"
         "os.write(2, b'I0000 00:00:1.5 12 x.cc:3] chatter\\n')\n"
         "os.write(2, b'last words\\n')\n"
         "os.abort()\n"

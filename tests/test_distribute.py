@@ -82,10 +82,10 @@ def test_two_local_workers_match_one_device(tmp_path, monkeypatch):
 
 
 def test_xla_is_turned_off_for_several_replicas(caplog):
-    from acai import trainer
+    from acai import devices
 
     one, two = SimpleNamespace(num_replicas_in_sync=1), SimpleNamespace(num_replicas_in_sync=2)
-    assert trainer.xla_for(one, True) is True and trainer.xla_for(two, False) is False
+    assert devices.xla_for(one, True) is True and devices.xla_for(two, False) is False
     with caplog.at_level("WARNING"):
-        assert trainer.xla_for(two, True) is False
+        assert devices.xla_for(two, True) is False
     assert "XLA is off" in caplog.text

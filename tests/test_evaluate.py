@@ -11,7 +11,7 @@ from acai import data as data_lib
 from acai import diagrams, evaluate
 from acai.images import save_png
 
-from .conftest import run_side_by_side
+from .conftest import run_side_by_side, strict_json
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def run_copy(trained, tmp_path):
 
 def test_evaluate_writes_metrics_and_a_self_contained_report(run_copy):
     result = evaluate.evaluate(run_copy)
-    saved = json.loads((run_copy / "metrics.json").read_text())
+    saved = strict_json(run_copy / "metrics.json")
     assert saved["step"] == result["step"] == 8
     assert 0 <= saved["kmeans_accuracy"] <= 1 and 0 <= saved["probe_accuracy"] <= 1
     assert saved["rmse"] > 0 and "mean_distance" not in saved  # lines metrics: lines32 only
@@ -88,7 +88,7 @@ def test_report_shows_pegasi_made_for_the_run(run_copy):
 
 def test_compare_puts_runs_side_by_side_and_marks_the_best(run_copy, tmp_path):
     other = shutil.copytree(run_copy, tmp_path / "plain")
-    config = json.loads((other / "config.json").read_text())
+    config = strict_json(other / "config.json")
     (other / "config.json").write_text(json.dumps({**config, "advweight": 0.0}))
     table = evaluate.compare([run_copy, other])
     lines = table.splitlines()
@@ -132,5 +132,20 @@ def test_commands_refuse_bad_input_in_one_line(tmp_path):
         timeout=120,
     )
     assert one.returncode == 2 and "compare needs two or more runs" in one.stderr
-    assert missing.returncode == 2 and "is not a training run" in missing.stderr
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
     assert "Traceback" not in one.stderr + missing.stderr
+
+
+def test_evaluate_accepts_the_shipped_model_and_an_export(image_tree, tmp_path):
+    from acai.run import PRETRAINED_MODEL
+
+    with pytest.raises(acai.AcaiError, match=r"file name \('cifar10-images.tar.gz'\).*--data"):
+        evaluate.evaluate(PRETRAINED_MODEL, out=tmp_path / "nodata")
+    shipped = evaluate.evaluate("pretrained", data=str(image_tree), out=tmp_path / "shipped")
+    exported = evaluate.evaluate(PRETRAINED_MODEL, data=str(image_tree), out=tmp_path / "export")
+    step = strict_json(PRETRAINED_MODEL / "metadata.json")["step"]
+    assert shipped["step"] == exported["step"] == step
+    assert shipped["rmse"] == pytest.approx(exported["rmse"])  # the same model, both ways
+    assert 0 < shipped["rmse"] < 128
+    assert (tmp_path / "shipped" / "report.html").is_file()
+    assert not (PRETRAINED_MODEL / "metrics.json").exists()  # the package is left alone

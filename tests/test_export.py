@@ -1,6 +1,5 @@
 """`acai export`: the SavedModel serves without acai, acai.keras trains on, OUT is all or none."""
 
-import json
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,8 @@ import acai
 from acai import WorkdirError, cli
 from acai import export as export_lib
 from acai.model import ACAI, OPTIMIZERS
+
+from .conftest import strict_json
 
 # Runs in a fresh interpreter that imports only TensorFlow and NumPy.
 SERVE = """
@@ -96,12 +97,12 @@ def test_export_writes_every_artefact_and_the_metadata(exported):
     workdir, out, result = exported
     assert sorted(p.name for p in out.iterdir()) == sorted(export_lib.ARTEFACTS)
     assert leftovers(out.parent) == []
-    metadata = json.loads((out / "metadata.json").read_text())
+    metadata = strict_json(out / "metadata.json")
     assert metadata == {k: v for k, v in result.items() if k not in ("out", "sizes")}
     assert metadata["step"] == 8 and metadata["acai_version"] == acai.__version__
     assert metadata["class_names"] == ["bird", "horse"]
     assert metadata["image_shape"] == [32, 32, 3] and metadata["latent_shape"] == [16, 16, 4]
-    config = json.loads((workdir / "config.json").read_text())
+    config = strict_json(workdir / "config.json")
     assert metadata["config"] == {**config, "data": "images"}  # the folder's name, not its path
     assert metadata["pixel_scaling"]["to_model"] == "x / 127.5 - 1"
     assert metadata["saved_model"]["serving_default"] == "interpolate"
@@ -284,13 +285,13 @@ def test_an_exports_config_names_files_not_folders_of_the_training_machine():
 def test_an_export_records_its_data_and_warns_about_other_data(exported, tmp_path):
     from pathlib import Path
 
-    from acai.data import _fingerprint
+    from acai.files import fingerprint
 
     workdir, out, _ = exported
-    config = json.loads((workdir / "config.json").read_text())
-    recorded = json.loads((out / "metadata.json").read_text())["inputs"]
+    config = strict_json(workdir / "config.json")
+    recorded = strict_json(out / "metadata.json")["inputs"]
     assert recorded == {
-        "data": {"file": "images", "fingerprint": _fingerprint(Path(config["data"]))}
+        "data": {"file": "images", "fingerprint": fingerprint(Path(config["data"]))}
     }
     lines, warning = export_lib.provenance(out, data=config["data"])
     assert warning is None and lines == [
@@ -307,7 +308,7 @@ def test_an_export_records_its_data_and_warns_about_other_data(exported, tmp_pat
 
 def test_a_run_with_a_feature_loss_records_that_networks_hash(tmp_path):
     from acai import Config
-    from acai.data import describe_inputs
+    from acai.files import describe_inputs
 
     network = tmp_path / "features.keras"
     network.write_bytes(b"weights")
@@ -315,3 +316,21 @@ def test_a_run_with_a_feature_loss_records_that_networks_hash(tmp_path):
     assert inputs["data"] == {"file": "tfds"}  # a named source: nothing to hash
     expected = "9a129038d9a00aed0cf6a7ea059ca50a813449061ab87848cf1a13eafdf33b2c"
     assert inputs["perceptual_model"] == {"file": "features.keras", "sha256": expected}
+
+
+def test_the_shipped_model_and_an_export_export_again_unchanged(tmp_path):
+    from acai.run import PRETRAINED_MODEL
+
+    result = run_acai("export", "pretrained", "--out", str(tmp_path / "shipped"))
+    assert result.returncode == 0, result.stderr
+    export_lib.export(tmp_path / "shipped", tmp_path / "again")  # an export of an export
+    shipped = strict_json(PRETRAINED_MODEL / "metadata.json")
+    for folder in ("shipped", "again"):
+        meta = strict_json(tmp_path / folder / "metadata.json")
+        assert meta["step"] == shipped["step"]
+        assert acai.Config.from_dict(meta["config"]) == acai.Config.from_dict(shipped["config"])
+        assert meta["class_names"] == shipped["class_names"]
+    original = keras.saving.load_model(PRETRAINED_MODEL / "acai.keras")
+    again = keras.saving.load_model(tmp_path / "again" / "acai.keras")
+    for a, b in zip(original.weights, again.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

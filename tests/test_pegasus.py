@@ -1,4 +1,3 @@
-import json
 import subprocess
 import sys
 
@@ -9,11 +8,12 @@ from PIL import Image
 from acai import AcaiError
 from acai import classifier as classifier_lib
 from acai import data as data_lib
+from acai import judge as judge_lib
 from acai import pegasus as interp
 from acai import run as run_lib
 from acai.images import to_float
 
-from .conftest import run_side_by_side
+from .conftest import run_side_by_side, strict_json
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def pegasus_kit(trained, tmp_path_factory):
     classifier_lib.train(config.data, path, epochs=1, batch=8, verbose=0)
     run = run_lib.load_run(workdir)
     data = data_lib.load(config.data)
-    judge = interp.make_judge(run, data, classifier_lib.Classifier(path))
+    judge = judge_lib.make_judge(run, data, classifier_lib.Classifier(path))
     return run, data, judge, path
 
 
@@ -37,34 +37,40 @@ def test_sharpness_ranks_an_image_above_its_blur():
     blurred = (
         images + np.roll(images, 1, 1) + np.roll(images, 1, 2) + np.roll(images, 1, (1, 2))
     ) / 4
-    assert (interp.sharpness(images) > 2 * interp.sharpness(blurred)).all()
-    assert interp.sharpness(np.full((1, 8, 8, 3), 77.0))[0] == 0
+    assert (judge_lib.sharpness(images) > 2 * judge_lib.sharpness(blurred)).all()
+    assert judge_lib.sharpness(np.full((1, 8, 8, 3), 77.0))[0] == 0
 
 
 def test_nearest_distance_and_spread():
     rng = np.random.default_rng(0)
     pool = rng.integers(0, 256, (10, 4, 4, 3)).astype(np.uint8)
-    d = interp.nearest_distance(pool[[3, 7]], pool)
+    d = judge_lib.nearest_distance(pool[[3, 7]], pool)
     np.testing.assert_allclose(d, 0, atol=1e-2)
     shifted = np.clip(pool[:1].astype(np.int32) + 10, 0, 255)
-    assert 0 < interp.nearest_distance(shifted, pool)[0] <= 10.01
-    assert interp.spread(np.repeat(pool[:1], 5, 0)) == pytest.approx(0, abs=1e-2)
-    assert interp.spread(pool) > 10
+    assert 0 < judge_lib.nearest_distance(shifted, pool)[0] <= 10.01
+    assert judge_lib.spread(np.repeat(pool[:1], 5, 0)) == pytest.approx(0, abs=1e-2)
+    assert judge_lib.spread(pool) > 10
 
 
 def test_combined_score_prefers_a_torn_classifier_and_a_calm_critic():
-    base = interp.combined_score(np.array([0.5]), np.array([0.5]), np.array([0.0]), np.array([1.0]))
+    base = judge_lib.combined_score(
+        np.array([0.5]), np.array([0.5]), np.array([0.0]), np.array([1.0])
+    )
     assert base[0] == pytest.approx(1.0)
     assert (
-        interp.combined_score(np.array([0.9]), np.array([0.1]), np.array([0.0]), np.array([1.0]))[0]
+        judge_lib.combined_score(
+            np.array([0.9]), np.array([0.1]), np.array([0.0]), np.array([1.0])
+        )[0]
         < base[0]
     )
     assert (
-        interp.combined_score(np.array([0.5]), np.array([0.5]), np.array([0.4]), np.array([1.0]))[0]
+        judge_lib.combined_score(
+            np.array([0.5]), np.array([0.5]), np.array([0.4]), np.array([1.0])
+        )[0]
         < base[0]
     )
-    white = interp.whiteness(np.full((1, 4, 4, 3), 250, np.uint8))
-    assert white[0] == 1 and interp.whiteness(np.zeros((1, 4, 4, 3), np.uint8))[0] == 0
+    white = judge_lib.whiteness(np.full((1, 4, 4, 3), 250, np.uint8))
+    assert white[0] == 1 and judge_lib.whiteness(np.zeros((1, 4, 4, 3), np.uint8))[0] == 0
 
 
 # --- picking inputs --------------------------------------------------------------------------
@@ -107,7 +113,7 @@ def test_walk_writes_the_pegasus_and_the_strip(pegasus_kit, tmp_path):
         assert 0 <= result[way]["p_horse"] <= 1 and np.isfinite(result[way]["critic_alpha"])
     # slerp keeps the latent norm; lerp's midpoint is shorter than the ends
     assert result["slerp"]["latent_norm_vs_ends"] > result["lerp"]["latent_norm_vs_ends"]
-    assert json.loads((tmp_path / "pegasus.json").read_text())["t"] == 0.5
+    assert strict_json(tmp_path / "pegasus.json")["t"] == 0.5
 
 
 def test_pegasi_keeps_the_best_distinct_pairs(pegasus_kit, tmp_path):
@@ -200,7 +206,7 @@ def test_pegasi_keeps_each_pairs_best_t(pegasus_kit, tmp_path):
     # the same candidate pairs (same seed), each now at its best t: the best can only improve
     assert many["images"][0]["score"] >= one["images"][0]["score"]
     # realism on random pairs, every one kept: all 6 x 6 test pairs of this tiny data set
-    saved = json.loads((tmp_path / "one" / "pegasi.json").read_text())
+    saved = strict_json(tmp_path / "one" / "pegasi.json")
     assert saved["realism"]["pairs"] == 36
     assert {j["kind"] for j in saved["realism"]["judges"].values()} == {"kid", "swd"}
     assert all(len(j["distance"]) == 6 for j in saved["realism"]["judges"].values())
@@ -214,7 +220,7 @@ def test_evaluate_reports_realism_under_each_judge_with_its_hash(trained, pegasu
 
     run_copy = shutil.copytree(trained[1], tmp_path / "run")
     result = evaluate.evaluate(run_copy, judges=[pegasus_kit[3]])
-    saved = json.loads((run_copy / "metrics.json").read_text())
+    saved = strict_json(run_copy / "metrics.json")
     judges = saved["realism"]["judges"]
     assert saved["realism"]["draws"] == 2 and saved["split"] == "test"
     kid_judge = next(j for j in judges.values() if j["kind"] == "kid")
@@ -300,16 +306,16 @@ def test_scorecard_ranks_real_photos_above_blurred_copies_and_cross_fades(tmp_pa
     info = classifier_lib.train(str(world), path, epochs=20, batch=16, verbose=0)
     assert info["test_accuracy"] > 0.85  # the judge must know the classes for this to mean much
     data = data_lib.load(str(world))
-    judge = interp.Judge(None, classifier_lib.Classifier(path), data.train_images, 1.0)
+    judge = judge_lib.Judge(None, classifier_lib.Classifier(path), data.train_images, 1.0)
     horse, bird = (
         data.test_images[data.test_labels == data.class_names.index(name)]
         for name in ("horse", "bird")
     )
     photos = np.concatenate([horse, bird])
     fades = ((horse.astype(np.float32) + bird) / 2).round().astype(np.uint8)  # 50/50, same pairs
-    real = interp.scorecard(judge, photos)
-    blurred = interp.scorecard(judge, _blur(photos))
-    faded = interp.scorecard(judge, fades)
+    real = judge_lib.scorecard(judge, photos)
+    blurred = judge_lib.scorecard(judge, _blur(photos))
+    faded = judge_lib.scorecard(judge, fades)
     # what a blur must cost: sharpness, and with it the classifier's recognition
     assert real["mean_sharpness_vs_real"] > 4 * blurred["mean_sharpness_vs_real"]
     assert real["horse_or_bird_share"] > blurred["horse_or_bird_share"] + 0.3

@@ -1,5 +1,4 @@
 import csv
-import json
 import shutil
 
 import keras
@@ -8,11 +7,12 @@ import pytest
 import tensorflow as tf
 
 import acai
-from acai import WorkdirError
+from acai import WorkdirError, devices
 from acai import callbacks as cb
 from acai import model as model_lib
 from acai import run as run_lib
-from acai import trainer as train_lib
+
+from .conftest import strict_json
 
 
 def steps_logged(workdir):
@@ -31,8 +31,8 @@ def test_train_writes_a_run_and_resumes_it(trained, tmp_path):
     assert results["step"] == tiny_config.total_steps == 8
     assert results["images"] == 12 and 0 <= results["probe_accuracy"] <= 1
     assert 0 < results["rmse"] < 255
-    assert json.loads((workdir / "eval.json").read_text()) == results
-    assert acai.Config.from_dict(json.loads((workdir / "config.json").read_text())) == tiny_config
+    assert strict_json(workdir / "eval.json") == results
+    assert acai.Config.from_dict(strict_json(workdir / "config.json")) == tiny_config
     assert sorted(p.name for p in (workdir / "samples").glob("*.png")) == [
         "step_00000004.png",
         "step_00000008.png",
@@ -111,9 +111,9 @@ def test_sample_grid_layout(tiny_config):
 
 
 def test_precision_and_xla_auto_choices():
-    assert train_lib.resolve_precision("float32") == "float32"
-    assert train_lib.resolve_precision("auto") in ("float32", "mixed_bfloat16", "mixed_float16")
-    assert train_lib.resolve_jit("on") is True and train_lib.resolve_jit("off") is False
+    assert devices.resolve_precision("float32") == "float32"
+    assert devices.resolve_precision("auto") in ("float32", "mixed_bfloat16", "mixed_float16")
+    assert devices.resolve_jit("on") is True and devices.resolve_jit("off") is False
 
 
 def test_load_run_names_a_torn_run_file(trained, tmp_path):

@@ -1,0 +1,175 @@
+"""Judging images: scores as small pure functions, the `Judge`, the cross-fade baseline and the
+summaries (a scorecard) that compare pegasi with it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from acai import data as data_lib
+from acai.images import to_float, to_uint8
+from acai.metrics import sq_distances
+from acai.run import SAMPLES, Run
+
+
+def sharpness(images: np.ndarray) -> np.ndarray:
+    """Variance of the Laplacian of each image's luminance (0-255 scale); higher is sharper.
+
+    Args:
+      images: uint8 or float (B, H, W, 3) on the 0-255 scale.
+
+    Returns:
+      (B,) float64.
+    """
+    grey = np.asarray(images, np.float64) @ np.array([0.299, 0.587, 0.114])  # (B, H, W)
+    lap = (
+        4 * grey[:, 1:-1, 1:-1]
+        - grey[:, :-2, 1:-1]
+        - grey[:, 2:, 1:-1]
+        - grey[:, 1:-1, :-2]
+        - grey[:, 1:-1, 2:]
+    )
+    return lap.var(axis=(1, 2))
+
+
+def nearest_distance(images: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """RMSE (0-255) from each image to its nearest neighbour in `pool`.
+
+    Args:
+      images: (B, H, W, C) images.
+      pool: (N, H, W, C) images, e.g. the training set.
+
+    Returns:
+      (B,) distances.
+    """
+    pixels = np.asarray(images, np.float32)
+    d2 = sq_distances(pixels, pool)  # (B, N)
+    return np.sqrt(d2.min(axis=1) / pixels[0].size)
+
+
+def spread(images: np.ndarray) -> float:
+    """Mean pairwise RMSE (0-255) within a batch; near 0 means the batch collapsed to one image."""
+    pixels = np.asarray(images, np.float32)
+    if len(pixels) < 2:
+        return 0.0
+    d2 = sq_distances(pixels, pixels) / pixels[0].size  # (B, B)
+    return float(np.sqrt(d2)[np.triu_indices(len(pixels), 1)].mean())
+
+
+def whiteness(images: np.ndarray) -> np.ndarray:
+    """Share of each image's pixels that are bright and grey (white-ish), in [0, 1]."""
+    x = np.asarray(images, np.float32)
+    bright = x.min(-1) > 170
+    grey = (x.max(-1) - x.min(-1)) < 40
+    return (bright & grey).mean(axis=(1, 2))
+
+
+def combined_score(p_horse, p_bird, critic_alpha, sharp_ratio, white=None, *, prefer_white=False):
+    """The ranking score of a pegasus, in [0, 1] (1.3 with prefer_white); higher is better.
+
+    0.6 * recognisability + 0.2 * realism + 0.2 * sharpness, where recognisability is
+    2 * min(P(horse), P(bird)) (1 when the classifier is torn 50/50 between the two), realism is
+    1 - 2 * critic alpha (the critic's alpha is 0 for real-looking reconstructions and at most
+    0.5), and sharpness is the image's Laplacian variance relative to real horse and bird
+    photos, capped at 1. prefer_white adds 0.3 * whiteness.
+    """
+    recognisable = 2 * np.minimum(p_horse, p_bird)
+    realism = 1 - 2 * np.clip(critic_alpha, 0, 0.5)
+    score = 0.6 * recognisable + 0.2 * realism + 0.2 * np.clip(sharp_ratio, 0, 1)
+    if prefer_white:
+        score = score + 0.3 * np.asarray(white)
+    return score
+
+
+@dataclasses.dataclass
+class Judge:
+    """Everything needed to score pegasi: the run's critic, a classifier, real photos."""
+
+    run: Run | None  # None: score any images, without the critic's alpha
+    classifier: object | None  # acai.classifier.Classifier, or None to skip P(horse)/P(bird)
+    train_images: np.ndarray | None  # None: no nearest-training-image search (it reads NaN)
+    real_sharpness: float  # median over real test horses and birds (or the sample photos)
+
+    def score(
+        self, decoded: np.ndarray, *, prefer_white: bool = False, nearest: bool = True
+    ) -> dict[str, np.ndarray]:
+        """Scores float images in [-1, 1] (B, 32, 32, 3); returns one array per score.
+
+        nearest=False skips the (slow) nearest-training-image search; it reads NaN then.
+        """
+        images = np.asarray(to_uint8(decoded))
+        critic = (
+            self.run.model.critic(decoded, training=False)
+            if self.run
+            else np.zeros((len(images), 1))
+        )
+        out = {
+            "critic_alpha": np.asarray(critic)[:, 0],
+            "sharpness": sharpness(images),
+            "nearest_train_rmse": nearest_distance(images, self.train_images)
+            if nearest and self.train_images is not None
+            else np.full(len(images), np.nan),
+            "whiteness": whiteness(images),
+        }
+        out["sharpness_vs_real"] = out["sharpness"] / self.real_sharpness
+        if self.classifier is not None:
+            probs = self.classifier.probabilities(images)
+            out["p_horse"] = probs[:, self.classifier.index("horse")]
+            out["p_bird"] = probs[:, self.classifier.index("bird")]
+            out["horse_or_bird"] = np.isin(
+                probs.argmax(1), [self.classifier.index("horse"), self.classifier.index("bird")]
+            ).astype(np.float32)
+            out["score"] = combined_score(
+                out["p_horse"],
+                out["p_bird"],
+                out["critic_alpha"],
+                out["sharpness_vs_real"],
+                out["whiteness"],
+                prefer_white=prefer_white,
+            )
+        return out
+
+
+def make_judge(run: Run, data: data_lib.ImageData | None, classifier=None) -> Judge:
+    """Builds the scorer for a run; real-photo sharpness comes from its test horses and birds,
+    or from the shipped sample photos when there are no data."""
+    if data is None:
+        real = np.stack([data_lib.decode_image(p) for p in sorted(SAMPLES.glob("*.jpg"))])
+        return Judge(run, classifier, None, float(np.median(sharpness(real))))
+    real = data.test_images[
+        np.isin(data.test_labels, data_lib.class_indices(data, ("horse", "bird")))
+    ]
+    return Judge(run, classifier, data.train_images, float(np.median(sharpness(real))))
+
+
+# --- the baseline and summaries --------------------------------------------------------------
+
+
+def crossfade(a, b, w) -> np.ndarray:
+    """The pixel cross-fade (1 - w) a + w b of uint8 images, as float32 in [-1, 1]."""
+    return np.asarray((1 - w) * to_float(a) + w * to_float(b))
+
+
+def scorecard(judge: Judge, images: np.ndarray) -> dict:
+    """The pegasus scorecard of any uint8 images (B, 32, 32, 3), e.g. photos or cross-fades.
+
+    Needs a judge with a classifier; its run may be None (then critic alpha reads 0).
+    """
+    images = np.asarray(images, np.uint8)
+    return summarise(judge.score(to_float(images)), slice(None), images)
+
+
+def summarise(scores: dict, keep, images: np.ndarray) -> dict:
+    """The scorecard of a set of images: shares, means and the best recognisability."""
+    pick_ = {k: np.asarray(v)[keep] for k, v in scores.items()}
+    recog = np.minimum(pick_["p_horse"], pick_["p_bird"])
+    return {
+        "horse_or_bird_share": float(pick_["horse_or_bird"].mean()),
+        "mean_min_p": float(recog.mean()),
+        "best_min_p": float(recog.max()),
+        "mean_critic_alpha": float(pick_["critic_alpha"].mean()),
+        "mean_sharpness_vs_real": float(pick_["sharpness_vs_real"].mean()),
+        "mean_nearest_train_rmse": float(pick_["nearest_train_rmse"].mean()),
+        "spread_rmse": spread(images),
+    }
