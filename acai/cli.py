@@ -149,10 +149,10 @@ def cmd_pegasus(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from acai import evaluate as evaluate_lib
-    from acai import realism as realism_lib
+    from acai import judge as judge_lib
     from acai.report import realism_text
 
-    judges = args.judges or [str(realism_lib.JUDGE_PATH), DEFAULT_CLASSIFIER]
+    judges = args.judges or [str(judge_lib.JUDGE_PATH), DEFAULT_CLASSIFIER]
     result = evaluate_lib.evaluate(
         args.workdir,
         data=args.data,

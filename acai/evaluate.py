@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from acai import data as data_lib
+from acai import judge as judge_lib
 from acai import lines, metrics, realism
 from acai import run as run_lib
 from acai.errors import AcaiError, WorkdirError
@@ -115,7 +116,7 @@ def evaluate(
       pegasi: a folder `acai pegasus` wrote, shown in the report (default: <workdir>/pegasi,
         if it exists).
       judges: classifier files (`acai classifier`) that judge horse-bird realism, each that
-        exists, beside the classifier-free `acai.realism.SwdJudge`; none: no realism.
+        exists, beside the classifier-free `acai.judge.SwdJudge`; none: no realism.
       split: "test", or "validation": the run's `validation` photos, which recipe choices are
         made on.
 
@@ -128,7 +129,7 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     chosen = [j for j in judges if Path(j).is_file()]
     if chosen:
-        chosen = realism.judges_from_files(chosen, feature_model=run.config.perceptual_model)
+        chosen = judge_lib.from_files(chosen, feature_model=run.config.perceptual_model)
     result = compute_metrics(run, data, judges=chosen, split=split)
     write_json(out / "metrics.json", result)
     pegasi = Path(pegasi) if pegasi is not None else run.workdir / "pegasi"

@@ -1,15 +1,18 @@
-"""Judging images: scores as small pure functions, the `Judge`, the cross-fade baseline and the
-summaries (a scorecard) that compare pegasi with it."""
+"""Judging images: scores as pure functions, the pegasus `Judge`, the cross-fade baseline, the
+scorecard, and the realism judges (`ClassifierJudge`, the classifier-free `SwdJudge`)."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
 from acai import data as data_lib
+from acai.errors import AcaiError
+from acai.files import sha256_file
 from acai.images import to_float, to_uint8
-from acai.metrics import sq_distances
+from acai.metrics import kid, sq_distances, swd
 from acai.run import SAMPLES, Run
 
 
@@ -115,11 +118,8 @@ class Judge:
         out["sharpness_vs_real"] = out["sharpness"] / self.real_sharpness
         if self.classifier is not None:
             probs = self.classifier.probabilities(images)
-            out["p_horse"] = probs[:, self.classifier.index("horse")]
-            out["p_bird"] = probs[:, self.classifier.index("bird")]
-            out["horse_or_bird"] = np.isin(
-                probs.argmax(1), [self.classifier.index("horse"), self.classifier.index("bird")]
-            ).astype(np.float32)
+            out["p_horse"], out["p_bird"], called = horse_or_bird(self.classifier, probs)
+            out["horse_or_bird"] = called.astype(np.float32)
             out["score"] = combined_score(
                 out["p_horse"],
                 out["p_bird"],
@@ -147,8 +147,17 @@ def make_judge(run: Run, data: data_lib.ImageData | None, classifier=None) -> Ju
 
 
 def crossfade(a, b, w) -> np.ndarray:
-    """The pixel cross-fade (1 - w) a + w b of uint8 images, as float32 in [-1, 1]."""
-    return np.asarray((1 - w) * to_float(a) + w * to_float(b))
+    """The pixel cross-fade (1 - w) a + w b of two batches of images, uint8 or float in [-1, 1],
+    as float32 in [-1, 1]."""
+    a, b = (to_float(x) if np.asarray(x).dtype == np.uint8 else x for x in (a, b))
+    return np.asarray((1 - w) * np.asarray(a, np.float32) + w * np.asarray(b, np.float32))
+
+
+def horse_or_bird(classifier, probs: np.ndarray):
+    """(P(horse), P(bird), whether the most likely class is one of the two) per image, from a
+    classifier's probabilities (B, classes)."""
+    horse, bird = classifier.index("horse"), classifier.index("bird")
+    return probs[:, horse], probs[:, bird], np.isin(probs.argmax(1), [horse, bird])
 
 
 def scorecard(judge: Judge, images: np.ndarray) -> dict:
@@ -173,3 +182,102 @@ def summarise(scores: dict, keep, images: np.ndarray) -> dict:
         "mean_nearest_train_rmse": float(pick_["nearest_train_rmse"].mean()),
         "spread_rmse": spread(images),
     }
+
+
+# --- judges of realism: a distance between a set of images and real photos ----------------
+
+JUDGE_PATH = Path("runs") / "judge" / "classifier.keras"  # acai classifier --architecture resnet
+
+
+class ClassifierJudge:
+    """KID x 1000 in a classifier's penultimate features, and what the classifier calls each
+    image (horse or bird, min(P(horse), P(bird)))."""
+
+    kind = "kid"
+
+    def __init__(self, classifier, *, sibling: bool = False):
+        self.classifier = classifier  # an acai.classifier.Classifier
+        self.sibling = sibling  # of a training loss's architecture: it flatters the model
+        self.name = f"kid {classifier.path.parent.name}/{classifier.path.name}"
+
+    def describe(self) -> dict:
+        return {
+            "kind": self.kind,
+            "file": self.classifier.path.name,
+            "sha256": self.classifier.sha256,
+            "architecture": self.classifier.architecture,
+            "test_accuracy": self.classifier.info.get("test_accuracy"),
+            "independent": not self.sibling,
+        }
+
+    def judge(self, sets: dict, real: np.ndarray, *, seed: int) -> dict:
+        """{set: {"distance", "horse_or_bird" (B,) bool, "min_p" (B,)}} for uint8 image sets."""
+        reference = self.classifier.features(real)
+        out = {}
+        for name, images in sets.items():
+            features, probs = self.classifier.features_and_probabilities(images)
+            p_horse, p_bird, called = horse_or_bird(self.classifier, probs)
+            out[name] = {
+                "distance": 1000 * kid(features, reference),
+                "horse_or_bird": called,
+                "min_p": np.minimum(p_horse, p_bird),
+            }
+        return out
+
+
+class SwdJudge:
+    """The classifier-free judge: `acai.metrics.swd` (x 1000, mean over pyramid levels)."""
+
+    kind = "swd"
+    name = "swd"
+
+    def describe(self) -> dict:
+        return {
+            "kind": self.kind,
+            "file": None,
+            "sha256": None,
+            "architecture": "none",
+            "independent": True,
+        }
+
+    def judge(self, sets: dict, real: np.ndarray, *, seed: int) -> dict:
+        return {
+            name: {"distance": swd(images, real, seed=seed)["mean"]}
+            for name, images in sets.items()
+        }
+
+
+def from_files(paths, *, feature_model: str | Path | None = None) -> list:
+    """A `ClassifierJudge` per classifier file that exists, then an `SwdJudge`.
+
+    Args:
+      paths: classifier files (from `acai classifier`); missing ones are skipped.
+      feature_model: the run's feature-loss network (config `perceptual_model`), if any. A
+        judge that is that very file is refused: it would grade the decoder by what it was
+        trained toward. A judge of its architecture is kept but marked not independent.
+
+    Returns:
+      The judges, each classifier judge once.
+    """
+    from acai.classifier import Classifier
+
+    feature_hash = feature_family = None
+    if feature_model and Path(feature_model).is_file():
+        feature_hash = sha256_file(feature_model)
+        feature_family = Classifier(feature_model).architecture
+    judges, seen = [], set()
+    for path in paths:
+        if not Path(path).is_file():
+            continue
+        classifier = Classifier(path)
+        if classifier.sha256 == feature_hash:
+            raise AcaiError(
+                f"judge '{path}' is the run's own feature-loss network ({feature_model}); "
+                "judge with a classifier nothing trained against: acai classifier "
+                "--architecture resnet"
+            )
+        if classifier.sha256 not in seen:
+            seen.add(classifier.sha256)
+            sibling = classifier.architecture == feature_family
+            judges.append(ClassifierJudge(classifier, sibling=sibling))
+    return [*judges, SwdJudge()]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from acai import data as data_lib
+from acai import judge as judge_lib
 from acai import realism as realism_lib
 from acai import run as run_lib
 from acai.config import PEGASI_CANDIDATES, PEGASI_T, check_t_steps
@@ -291,8 +292,8 @@ def pegasi(
         "realism": realism_lib.realism(
             run,
             data,
-            realism_lib.judges_from_files(
-                [judge.classifier.path, realism_lib.JUDGE_PATH],
+            judge_lib.from_files(
+                [judge.classifier.path, judge_lib.JUDGE_PATH],
                 feature_model=run.config.perceptual_model,
             ),
             pairs=realism_pairs,

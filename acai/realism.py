@@ -3,29 +3,23 @@
 On the same random horse-bird pairs (of the test split, or of the validation split that recipe
 choices are made on), each set of images below is compared with real training horses and
 birds: reconstructions, slerp and lerp interpolants at t = 0.5, the pixel cross-fade of the
-photos, the cross-fade of their reconstructions, and real photos (the floor). Each judge gives
-one distance per set: KID in the penultimate features of a classifier (`ClassifierJudge`),
-or the sliced Wasserstein distance of Laplacian-pyramid patches, which learns nothing
-(`SwdJudge`). A judge counts as independent only if no training loss used its network or one
-of its architecture. Two independent draws of pairs and real photos show how much a figure
-moves.
+photos, the cross-fade of their reconstructions, and real photos (the floor). Each judge
+(`acai.judge.ClassifierJudge`, `acai.judge.SwdJudge`) gives one distance per set; it counts as
+independent only if no training loss used its network or one of its architecture. Two
+independent draws of pairs and real photos show how much a figure moves.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
 from acai import data as data_lib
 from acai import model as model_lib
 from acai.errors import AcaiError
-from acai.files import sha256_file
 from acai.images import to_float, to_uint8
-from acai.metrics import kid, swd
+from acai.judge import crossfade
 from acai.run import Run
 
-JUDGE_PATH = Path("runs") / "judge" / "classifier.keras"  # acai classifier --architecture resnet
 PAIRS = 500  # horse-bird pairs per draw
 REAL = 2000  # real training horses and birds per draw
 DRAWS = 2
@@ -34,10 +28,7 @@ SETS = ("real", "reconstruction", "slerp", "lerp", "crossfade", "crossfade_recon
 
 def horses_and_birds(data: data_lib.ImageData) -> tuple[np.ndarray, np.ndarray]:
     """The test indices of the horses and of the birds."""
-    missing = [c for c in ("horse", "bird") if c not in data.class_names]
-    if missing:
-        raise AcaiError(f"realism needs horses and birds; the data has no '{missing[0]}'")
-    horse, bird = (data.class_names.index(c) for c in ("horse", "bird"))
+    horse, bird = data_lib.class_indices(data, ("horse", "bird"), fix="realism needs both")
     return np.flatnonzero(data.test_labels == horse), np.flatnonzero(data.test_labels == bird)
 
 
@@ -68,111 +59,17 @@ def image_sets(run: Run, data: data_lib.ImageData, pairs: np.ndarray, *, t: floa
         "reconstruction": np.where(odd, rec_b, rec_h),
         "slerp": slerp,
         "lerp": lerp,
-        "crossfade": (1 - t) * horses + t * birds,
-        "crossfade_reconstructions": (1 - t) * rec_h + t * rec_b,
+        "crossfade": crossfade(horses, birds, t),
+        "crossfade_reconstructions": crossfade(rec_h, rec_b, t),
     }
     return {name: np.asarray(to_uint8(images)) for name, images in sets.items()}
 
 
 def real_photos(data: data_lib.ImageData, n: int, rng: np.random.Generator) -> np.ndarray:
     """n random training horses and birds (uint8)."""
-    labels = [data.class_names.index(c) for c in ("horse", "bird")]
+    labels = data_lib.class_indices(data, ("horse", "bird"), fix="realism needs both")
     pool = np.flatnonzero(np.isin(data.train_labels, labels))
     return data.train_images[rng.choice(pool, size=min(n, len(pool)), replace=False)]
-
-
-class ClassifierJudge:
-    """KID x 1000 in a classifier's penultimate features, and what the classifier calls each
-    image (horse or bird, min(P(horse), P(bird)))."""
-
-    kind = "kid"
-
-    def __init__(self, classifier, *, sibling: bool = False):
-        self.classifier = classifier  # an acai.classifier.Classifier
-        self.sibling = sibling  # of a training loss's architecture: it flatters the model
-        self.name = f"kid {classifier.path.parent.name}/{classifier.path.name}"
-
-    def describe(self) -> dict:
-        return {
-            "kind": self.kind,
-            "file": self.classifier.path.name,
-            "sha256": self.classifier.sha256,
-            "architecture": self.classifier.architecture,
-            "test_accuracy": self.classifier.info.get("test_accuracy"),
-            "independent": not self.sibling,
-        }
-
-    def judge(self, sets: dict, real: np.ndarray, *, seed: int) -> dict:
-        """{set: {"distance", "horse_or_bird" (B,) bool, "min_p" (B,)}} for uint8 image sets."""
-        reference = self.classifier.features(real)
-        horse, bird = self.classifier.index("horse"), self.classifier.index("bird")
-        out = {}
-        for name, images in sets.items():
-            features, probs = self.classifier.features_and_probabilities(images)
-            out[name] = {
-                "distance": 1000 * kid(features, reference),
-                "horse_or_bird": np.isin(probs.argmax(1), [horse, bird]),
-                "min_p": np.minimum(probs[:, horse], probs[:, bird]),
-            }
-        return out
-
-
-class SwdJudge:
-    """The classifier-free judge: `acai.metrics.swd` (x 1000, mean over pyramid levels)."""
-
-    kind = "swd"
-    name = "swd"
-
-    def describe(self) -> dict:
-        return {
-            "kind": self.kind,
-            "file": None,
-            "sha256": None,
-            "architecture": "none",
-            "independent": True,
-        }
-
-    def judge(self, sets: dict, real: np.ndarray, *, seed: int) -> dict:
-        return {
-            name: {"distance": swd(images, real, seed=seed)["mean"]}
-            for name, images in sets.items()
-        }
-
-
-def judges_from_files(paths, *, feature_model: str | Path | None = None) -> list:
-    """A `ClassifierJudge` per classifier file that exists, then an `SwdJudge`.
-
-    Args:
-      paths: classifier files (from `acai classifier`); missing ones are skipped.
-      feature_model: the run's feature-loss network (config `perceptual_model`), if any. A
-        judge that is that very file is refused: it would grade the decoder by what it was
-        trained toward. A judge of its architecture is kept but marked not independent.
-
-    Returns:
-      The judges, each classifier judge once.
-    """
-    from acai.classifier import Classifier
-
-    feature_hash = feature_family = None
-    if feature_model and Path(feature_model).is_file():
-        feature_hash = sha256_file(feature_model)
-        feature_family = Classifier(feature_model).architecture
-    judges, seen = [], set()
-    for path in paths:
-        if not Path(path).is_file():
-            continue
-        classifier = Classifier(path)
-        if classifier.sha256 == feature_hash:
-            raise AcaiError(
-                f"judge '{path}' is the run's own feature-loss network ({feature_model}); "
-                "judge with a classifier nothing trained against: acai classifier "
-                "--architecture resnet"
-            )
-        if classifier.sha256 not in seen:
-            seen.add(classifier.sha256)
-            sibling = classifier.architecture == feature_family
-            judges.append(ClassifierJudge(classifier, sibling=sibling))
-    return [*judges, SwdJudge()]
 
 
 def realism(
@@ -192,7 +89,7 @@ def realism(
       run: a loaded run.
       data: its data, with horses and birds; pairs come from its test split (pass the
         validation view of `acai.data.carve_validation` to judge on validation pairs).
-      judges: `ClassifierJudge`s and `SwdJudge`s (`judges_from_files`).
+      judges: `acai.judge.ClassifierJudge`s and `SwdJudge`s (`acai.judge.from_files`).
       pairs: random horse-bird pairs per draw (all of them, if there are fewer).
       real: real training horses and birds per draw.
       draws: independent draws of pairs and real photos.

@@ -240,13 +240,12 @@ def test_evaluate_reports_realism_under_each_judge_with_its_hash(trained, pegasu
 
 
 def test_a_judge_that_is_the_runs_feature_loss_is_refused(pegasus_kit):
-    from acai import realism
 
     path = pegasus_kit[3]
     with pytest.raises(AcaiError, match="the run's own feature-loss network"):
-        realism.judges_from_files([path], feature_model=path)
+        judge_lib.from_files([path], feature_model=path)
     # another file of the feature loss's family is kept, marked as not independent
-    judges = realism.judges_from_files([path], feature_model=None)
+    judges = judge_lib.from_files([path], feature_model=None)
     assert [j.kind for j in judges] == ["kid", "swd"] and judges[0].describe()["independent"]
 
 
@@ -365,7 +364,7 @@ def test_realism_reports_every_set_and_two_draws_under_each_judge(pegasus_kit):
 
     run, data, _, path = pegasus_kit
     classifier = classifier_lib.Classifier(path)
-    judges = [realism.ClassifierJudge(classifier), realism.SwdJudge()]
+    judges = [judge_lib.ClassifierJudge(classifier), judge_lib.SwdJudge()]
     result = realism.realism(run, data, judges, pairs=6, real=20, draws=2)
     assert list(result["judges"]) == [judges[0].name, "swd"]
     for judge in result["judges"].values():
