@@ -322,7 +322,7 @@ def reference_step(
         with tf.GradientTape(persistent=True) as tape:
             z = encoder(x, training=True)
             x_hat = decoder(z, training=True)
-            x_mix = decoder(alpha * z + (1 - alpha) * z[::-1], training=True)
+            x_mix = decoder(model_lib.mix_latents(z, alpha, path=config.mix), training=True)
             critic_mix = critic(x_mix, training=True)
             critic_real = critic(x_hat + config.reg * (x - x_hat), training=True)
             loss_ae = tf.reduce_mean(tf.square(x - x_hat)) + config.advweight * tf.reduce_mean(

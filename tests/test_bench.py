@@ -32,12 +32,15 @@ def test_flops_per_image_counts_the_passes_forward_and_back():
     assert bench.flops_per_image(disc) == 2 * (3 * (forward + 3 * extra) + critic + 2 * extra)
 
 
-def test_reference_step_computes_train_steps_losses_and_update_on_the_same_weights(monkeypatch):
+@pytest.mark.parametrize("mix", ["lerp", "slerp"])
+def test_reference_step_computes_train_steps_losses_and_update_on_the_same_weights(
+    monkeypatch, mix
+):
     import tensorflow as tf
 
     from acai import model as model_lib
 
-    config = Config(depth=4, latent=4, latent_width=4, batch=4)
+    config = Config(depth=4, latent=4, latent_width=4, batch=4, mix=mix)
     model = model_lib.build(config, image_shape=(32, 32, 3), num_classes=2, precision="float32")
     step = bench.reference_step(
         config, image_shape=(32, 32, 3), num_classes=2, precision="float32", jit=False
