@@ -116,7 +116,7 @@ def evaluate(
       pegasi: a folder `acai pegasus` wrote, shown in the report (default: <workdir>/pegasi,
         if it exists).
       judges: classifier files (`acai classifier`) that judge horse-bird realism, each that
-        exists, beside the classifier-free `acai.judge.SwdJudge`; none: no realism.
+        exists, beside the classifier-free `acai.judge.SwdJudge`, which judges always.
       split: "test", or "validation": the run's `validation` photos, which recipe choices are
         made on.
 
@@ -127,9 +127,7 @@ def evaluate(
     data = split_view(load_data(run, data), split, run.config.validation)
     out = Path(out) if out is not None else run.workdir if run.kind == "run" else DEFAULT_OUT
     out.mkdir(parents=True, exist_ok=True)
-    chosen = [j for j in judges if Path(j).is_file()]
-    if chosen:
-        chosen = judge_lib.from_files(chosen, feature_model=run.config.perceptual_model)
+    chosen = judge_lib.from_files(judges, feature_model=run.config.perceptual_model)
     result = compute_metrics(run, data, judges=chosen, split=split)
     write_json(out / "metrics.json", result)
     pegasi = Path(pegasi) if pegasi is not None else run.workdir / "pegasi"
