@@ -154,9 +154,9 @@ def train(
     """Trains the classifier on a data source's training split and scores its test split.
 
     The recipe: crop-and-flip augmentation (and `cutout` for the resnet), label smoothing 0.2
-    (none for the resnet), SGD with Nesterov momentum 0.9
-    and weight decay 5e-4, the rate rising linearly for the first fifth of the steps to
-    0.4 x batch / 512 and falling back to 0 along a cosine.
+    (none for the resnet), SGD with Nesterov momentum 0.9 and weight decay 5e-4, the rate
+    rising linearly for the first fifth of the steps to 0.4 x batch / 512 and falling back to 0
+    along a cosine.
 
     Args:
       source: as `acai.data.load`: "tfds", a CIFAR-10 archive or an image folder.
@@ -172,10 +172,9 @@ def train(
       verbose: as `keras.Model.fit`.
 
     Returns:
-      {"test_accuracy", "class_names", "epochs", "seconds", "test_images"}.
+      {"test_accuracy", "class_names", "epochs", "seconds", "test_images", "validation",
+      "architecture"}.
     """
-    import tensorflow as tf
-
     data = data_lib.load(source)
     if validation:
         data, _ = data_lib.carve_validation(data, validation)
@@ -185,26 +184,8 @@ def train(
     keras.utils.set_random_seed(seed)
     model = (build_resnet if resnet else build)(data.num_classes, image_shape=data.image_shape)
     steps_per_epoch = max(1, len(data.train_images) // batch)
-    steps = epochs * steps_per_epoch
-    warmup = max(1, steps // 5)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, steps - warmup, warmup_target=PEAK_LR * batch / 512, warmup_steps=warmup
-    )
-    model.compile(
-        optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=5e-4),
-        loss=keras.losses.CategoricalCrossentropy(
-            from_logits=True, label_smoothing=0.0 if resnet else 0.2
-        ),
-    )
-    batches = data_lib.train_dataset(data.train_images, data.train_labels, batch=batch, seed=seed)
-    seeds = tf.data.Dataset.random(seed=seed).batch(2)
-    train_ds = tf.data.Dataset.zip(batches, seeds).map(
-        lambda xy, s: (
-            cutout(augment(xy[0], s), s + 2) if resnet else augment(xy[0], s),
-            tf.one_hot(xy[1], data.num_classes),
-        ),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
+    _compile(model, steps=epochs * steps_per_epoch, batch=batch, smoothing=0.0 if resnet else 0.2)
+    train_ds = _augmented(data, batch=batch, seed=seed, cut=resnet)
     start = time.perf_counter()
     model.fit(
         train_ds, steps_per_epoch=steps_per_epoch, epochs=epochs, shuffle=False, verbose=verbose
@@ -226,6 +207,35 @@ def train(
         model.save(tmp)
     write_json(out.with_suffix(".json"), info)
     return info
+
+
+def _compile(model: keras.Model, *, steps: int, batch: int, smoothing: float) -> None:
+    """SGD with Nesterov momentum and weight decay on a warm-up-then-cosine rate; cross-entropy
+    with `smoothing` label smoothing."""
+    warmup = max(1, steps // 5)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, steps - warmup, warmup_target=PEAK_LR * batch / 512, warmup_steps=warmup
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=5e-4),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing),
+    )
+
+
+def _augmented(data: data_lib.ImageData, *, batch: int, seed: int, cut: bool):
+    """The training images as endless augmented (images, one-hot labels) batches: crops and
+    flips (`augment`), and `cutout` too when `cut`."""
+    import tensorflow as tf
+
+    batches = data_lib.train_dataset(data.train_images, data.train_labels, batch=batch, seed=seed)
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    return tf.data.Dataset.zip(batches, seeds).map(
+        lambda xy, s: (
+            cutout(augment(xy[0], s), s + 2) if cut else augment(xy[0], s),
+            tf.one_hot(xy[1], data.num_classes),
+        ),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
 
 
 def mirrored_logits(model: keras.Model, images: np.ndarray, *, logits=None) -> np.ndarray:

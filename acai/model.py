@@ -73,53 +73,7 @@ class ACAI(keras.Model):
         size = self.image_shape[0] >> scales
         self.latent_shape = (size, size, latent)
 
-        def autoencoder(prefix: str = ""):
-            return (
-                networks.encoder(
-                    self.image_shape,
-                    depth=depth,
-                    latent=latent,
-                    scales=scales,
-                    dtype=policy,
-                    name=f"{prefix}encoder",
-                ),
-                networks.decoder(
-                    self.latent_shape,
-                    depth=depth,
-                    colors=self.image_shape[-1],
-                    scales=scales,
-                    dtype=policy,
-                    name=f"{prefix}decoder",
-                ),
-            )
-
-        self.encoder, self.decoder = autoencoder()
-        self.critic = networks.critic(
-            self.image_shape, depth=advdepth or depth, latent=latent, scales=scales, dtype=policy
-        )
-        self.probe = networks.probe(self.latent_shape, num_classes=num_classes)
-        # Off by default (not in the paper): a realism discriminator, the critic's architecture
-        # with its own weights, real photos against reconstructions and interpolants.
-        self.discriminator = (
-            networks.critic(
-                self.image_shape,
-                depth=advdepth or depth,
-                latent=latent,
-                scales=scales,
-                dtype=policy,
-                name="discriminator",
-            )
-            if discweight
-            else None
-        )
-        # Off by default (not in the paper): a moving average of the autoencoder's weights, a
-        # second encoder and decoder that encode, decode and interpolate use instead.
-        self.ema_encoder = self.ema_decoder = None
-        if ema:
-            self.ema_encoder, self.ema_decoder = autoencoder("ema_")
-            for average, net in self._averaged():
-                average.trainable = False
-                average.set_weights(net.get_weights())
+        self._build_networks()
         self.seed_generator = keras.random.SeedGenerator(seed)
         # Training steps taken; saved with the weights, so a resumed run knows where it is.
         self.step = self.add_weight(
@@ -138,6 +92,49 @@ class ACAI(keras.Model):
         self.probe_accuracy = keras.metrics.SparseCategoricalAccuracy(name="probe_accuracy")
         self._feature_loss = None  # see use_feature_loss
         self.built = True
+
+    def _autoencoder(self, prefix: str = "") -> tuple[keras.Model, keras.Model]:
+        """A fresh encoder and decoder of this model's shape, their names prefixed."""
+        shape = {"depth": self.depth, "scales": self.scales, "dtype": self.policy}
+        return (
+            networks.encoder(
+                self.image_shape, latent=self.latent, name=f"{prefix}encoder", **shape
+            ),
+            networks.decoder(
+                self.latent_shape,
+                colors=self.image_shape[-1],
+                name=f"{prefix}decoder",
+                **shape,
+            ),
+        )
+
+    def _build_networks(self) -> None:
+        """The encoder, decoder, critic and probe; the discriminator and the moving averages
+        when `discweight` and `ema` ask for them."""
+        self.encoder, self.decoder = self._autoencoder()
+        critic_shape = {
+            "depth": self.advdepth or self.depth,
+            "latent": self.latent,
+            "scales": self.scales,
+            "dtype": self.policy,
+        }
+        self.critic = networks.critic(self.image_shape, **critic_shape)
+        self.probe = networks.probe(self.latent_shape, num_classes=self.num_classes)
+        # Off by default (not in the paper): a realism discriminator, the critic's architecture
+        # with its own weights, real photos against reconstructions and interpolants.
+        self.discriminator = None
+        if self.discweight:
+            self.discriminator = networks.critic(
+                self.image_shape, name="discriminator", **critic_shape
+            )
+        # Off by default (not in the paper): a moving average of the autoencoder's weights, a
+        # second encoder and decoder that encode, decode and interpolate use instead.
+        self.ema_encoder = self.ema_decoder = None
+        if self.ema:
+            self.ema_encoder, self.ema_decoder = self._autoencoder("ema_")
+            for average, net in self._averaged():
+                average.trainable = False
+                average.set_weights(net.get_weights())
 
     def get_config(self):
         return {

@@ -255,7 +255,7 @@ def pegasi(
       candidates: pairs to score (at least n).
       seed: seeds the choice of pairs.
       prefer_white: rank white-ish pegasi higher.
-      realism_pairs: random pairs, every one kept, on which `acai.realism` measures KID.
+      realism_pairs: random pairs, every one kept, on which `acai.realism` measures realism.
       out: the output folder.
 
     Returns:
@@ -276,6 +276,9 @@ def pegasi(
     w = pair_t[keep].reshape(-1, 1, 1, 1)
     fades = crossfade(images_h[keep], images_b[keep], w)
     fade_scores = judge.score(fades)
+    judges = judge_lib.from_files(  # the ranking classifier, the independent judge, SWD
+        [judge.classifier.path, judge_lib.JUDGE_PATH], feature_model=run.config.perceptual_model
+    )
     manifest = {
         "run": {"step": run.step, "config": run.config.to_dict()},
         "t": list(ts),
@@ -289,16 +292,7 @@ def pegasi(
             "pegasi": summarise(scores, keep, images),
             "crossfade": summarise(fade_scores, slice(None), np.asarray(to_uint8(fades))),
         },
-        "realism": realism_lib.realism(
-            run,
-            data,
-            judge_lib.from_files(
-                [judge.classifier.path, judge_lib.JUDGE_PATH],
-                feature_model=run.config.perceptual_model,
-            ),
-            pairs=realism_pairs,
-            seed=seed,
-        ),
+        "realism": realism_lib.realism(run, data, judges, pairs=realism_pairs, seed=seed),
         "images": [
             {
                 "rank": r,
