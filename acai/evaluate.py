@@ -14,7 +14,7 @@ from acai import lines, metrics, realism
 from acai import run as run_lib
 from acai.errors import AcaiError, WorkdirError
 from acai.files import write_atomic, write_json
-from acai.images import to_float
+from acai.images import in_batches, to_float
 from acai.report import HIGHER_BETTER, LABELS, LOWER_BETTER, fmt, report_html
 from acai.run import Run, heldout_scores
 
@@ -84,13 +84,8 @@ def lines_metrics(run: Run, *, seed: int = 0) -> dict:
     return result
 
 
-def _encode(run: Run, images_uint8: np.ndarray, batch: int = 500) -> np.ndarray:
-    return np.concatenate(
-        [
-            np.asarray(run.model.encode(to_float(images_uint8[i : i + batch])))
-            for i in range(0, len(images_uint8), batch)
-        ]
-    )
+def _encode(run: Run, images_uint8: np.ndarray) -> np.ndarray:
+    return in_batches(lambda x: run.model.encode(to_float(x)), images_uint8)
 
 
 # --- acai evaluate ---------------------------------------------------------------------------

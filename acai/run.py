@@ -19,7 +19,7 @@ import tensorflow as tf
 from acai import model as model_lib
 from acai.config import Config
 from acai.errors import AcaiError, WorkdirError
-from acai.images import to_float
+from acai.images import in_batches, to_float
 from acai.model import ACAI
 
 log = logging.getLogger(__name__)
@@ -166,17 +166,15 @@ def heldout_scores(
     """
 
     @tf.function(reduce_retracing=True)
-    def scores(x, y):
+    def scores(x, y):  # (2, B): each image's squared error and whether the probe was right
+        x = to_float(x)
         per_image = tf.reduce_mean(tf.square(x - model.decode(model.encode(x))), [1, 2, 3])
         hits = tf.argmax(model.probe_logits(x), -1, output_type=tf.int32) == y
-        return tf.reduce_sum(per_image), tf.reduce_sum(tf.cast(hits, tf.float32))
+        return tf.stack([per_image, tf.cast(hits, tf.float32)])
 
-    squared, correct = 0.0, 0.0
-    for start in range(0, len(images), batch):
-        s, c = scores(to_float(images[start : start + batch]), labels[start : start + batch])
-        squared, correct = squared + float(s), correct + float(c)
+    squared, hits = in_batches(scores, images, labels, size=batch, axis=1).sum(axis=1)
     n = max(len(images), 1)
-    return {"rmse": float(np.sqrt(squared / n) * 127.5), "probe_accuracy": correct / n}
+    return {"rmse": float(np.sqrt(squared / n) * 127.5), "probe_accuracy": float(hits / n)}
 
 
 def load_run(workdir: str | Path) -> Run:
