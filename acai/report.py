@@ -45,7 +45,7 @@ SCORECARD_LABELS = {
 
 # The realism table's rows (acai.realism.SETS), in words.
 REALISM_LABELS = {
-    "real": "real test photos (the floor)",
+    "real": "real held-out photos (the floor)",  # test or validation: the split judged
     "reconstruction": "reconstructions",
     "slerp": "slerp interpolants, t = 0.5",
     "lerp": "lerp interpolants, t = 0.5",
