@@ -285,6 +285,17 @@ def activations(model: keras.Model) -> keras.Model:
     return extractor
 
 
+def architecture_of(info: dict | str | Path) -> str:
+    """The family of a classifier, from the facts `train` wrote beside it (a dict, or the
+    classifier file whose .json to read); files from before families were recorded are plain."""
+    if not isinstance(info, dict):
+        try:
+            info = json.loads(Path(info).with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            info = {}
+    return info.get("architecture", "plain")
+
+
 class Classifier:
     """A trained classifier with its class names: `probabilities(uint8 images)`."""
 
@@ -292,7 +303,7 @@ class Classifier:
         self.model, self.info = _load(path)
         self.path = Path(path)
         self.sha256 = sha256_file(path)
-        self.architecture = self.info.get("architecture", "plain")  # older files: plain
+        self.architecture = architecture_of(self.info)
         try:
             head = self.model.get_layer("logits")  # its input: the features KID compares
         except ValueError as e:

@@ -259,12 +259,12 @@ def from_files(paths, *, feature_model: str | Path | None = None) -> list:
     Returns:
       The judges, each classifier judge once.
     """
-    from acai.classifier import Classifier
+    from acai.classifier import Classifier, architecture_of
 
     feature_hash = feature_family = None
     if feature_model and Path(feature_model).is_file():
         feature_hash = sha256_file(feature_model)
-        feature_family = Classifier(feature_model).architecture
+        feature_family = architecture_of(feature_model)  # its facts file: no model to load
     judges, seen = [], set()
     for path in paths:
         if not Path(path).is_file():

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -239,14 +240,19 @@ def test_evaluate_reports_realism_under_each_judge_with_its_hash(trained, pegasu
     assert list(without["realism"]["judges"]) == ["swd"]  # no network needed
 
 
-def test_a_judge_that_is_the_runs_feature_loss_is_refused(pegasus_kit):
-
-    path = pegasus_kit[3]
+def test_a_judge_that_is_the_runs_feature_loss_is_refused(pegasus_kit, tmp_path):
+    path = pegasus_kit[3]  # a plain classifier
     with pytest.raises(AcaiError, match="the run's own feature-loss network"):
         judge_lib.from_files([path], feature_model=path)
-    # another file of the feature loss's family is kept, marked as not independent
     judges = judge_lib.from_files([path], feature_model=None)
     assert [j.kind for j in judges] == ["kid", "swd"] and judges[0].describe()["independent"]
+    # a judge of the feature loss's family (another file) is kept, marked not independent
+    features = tmp_path / "features.keras"
+    features.write_bytes(b"another network's weights")
+    for family, independent in (("plain", False), ("resnet", True)):
+        features.with_suffix(".json").write_text(json.dumps({"architecture": family}))
+        judge, swd = judge_lib.from_files([path], feature_model=features)
+        assert judge.describe()["independent"] is independent and swd.describe()["independent"]
 
 
 def test_validation_split_is_refused_for_a_run_without_one(trained, tmp_path):
