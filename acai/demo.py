@@ -21,8 +21,9 @@ from acai import run as run_lib
 from acai.config import check_t_steps
 from acai.errors import AcaiError
 from acai.images import grid, png_bytes, to_float, to_uint8
+from acai.judge import make_judge
 from acai.model import lerp, slerp
-from acai.pegasus import VIEW_SCALE, make_judge
+from acai.pegasus import VIEW_SCALE
 from acai.run import SAMPLES, Run
 
 __all__ = [
