@@ -21,8 +21,7 @@ from acai import run as run_lib
 from acai.config import check_t_steps
 from acai.errors import AcaiError
 from acai.images import grid, png_bytes, to_float, to_uint8
-from acai.judge import make_judge
-from acai.model import lerp, slerp
+from acai.judge import horse_or_bird
 from acai.pegasus import VIEW_SCALE
 from acai.run import SAMPLES, Run
 
@@ -45,7 +44,7 @@ STRIP_SCALE = 2
 CACHE = 256  # uploaded photos whose latents are kept (the samples are always kept)
 DRAIN_SECONDS = 2.0  # how long a refused upload's body is read and dropped, so the client
 # can read the refusal (a socket closed on unread data resets the connection)
-PATHS = {"lerp": lerp, "slerp": slerp}
+PATHS = ("lerp", "slerp")  # the walks the page offers
 
 
 class Refusal(AcaiError):
@@ -61,7 +60,7 @@ class Studio:
 
     def __init__(self, run: Run, classifier=None, *, cache: int = CACHE):
         self.run = run
-        self.judge = make_judge(run, None, classifier) if classifier is not None else None
+        self.classifier = classifier  # an acai.classifier.Classifier, or None
         self._photos: collections.OrderedDict[str, tuple] = collections.OrderedDict()
         self._pinned: set[str] = set()
         self._cache = cache
@@ -95,12 +94,17 @@ class Studio:
         there is a classifier."""
         (_, za), (_, zb) = self.photo(horse), self.photo(bird)
         with self._lock:
-            decoded = self.run.model.decode(PATHS[path](za, zb, np.float32(t)))  # (1, H, W, C)
+            spherical = path == "slerp"
+            decoded = np.asarray(
+                to_uint8(self.run.model.decode_path(za, zb, t, spherical=spherical))
+            )
             scores = {}
-            if self.judge is not None:
-                found = self.judge.score(np.asarray(decoded), nearest=False)
-                scores = {k: float(found[k][0]) for k in ("p_horse", "p_bird")}
-        return np.asarray(to_uint8(decoded))[0], scores
+            if self.classifier is not None:  # (1, H, W, C) uint8
+                p_horse, p_bird, _ = horse_or_bird(
+                    self.classifier, self.classifier.probabilities(decoded)
+                )
+                scores = {"p_horse": float(p_horse[0]), "p_bird": float(p_bird[0])}
+        return decoded[0], scores
 
     def strip(self, horse: str, bird: str) -> np.ndarray:
         """Two rows, lerp then slerp: the horse, STRIP_STEPS decoded points, the bird."""
@@ -108,9 +112,9 @@ class Studio:
         ts = np.linspace(0, 1, STRIP_STEPS, dtype=np.float32)
         rows = []
         with self._lock:
-            for name in ("lerp", "slerp"):
-                z = np.asarray(PATHS[name](za, zb, ts))[:, 0]  # (steps, h, w, c)
-                decoded = np.asarray(to_uint8(self.run.model.decode(z)))  # (steps, H, W, C)
+            for spherical in (False, True):  # lerp, then slerp
+                walk = self.run.model.decode_path(za, zb, ts, spherical=spherical)[:, 0]
+                decoded = np.asarray(to_uint8(walk))  # (steps, H, W, C)
                 rows.append(np.concatenate([x_h[None], decoded, x_b[None]]))
         return grid(rows)
 
