@@ -236,6 +236,8 @@ def flops_per_image(model: model_lib.ACAI) -> int:
     the discriminator's calls on the reconstructions and the interpolants: that gradient of the
     inputs is a second one, beside the critic's (or discriminator's) own, one forward pass more
     each. With the feature loss on, its extractor runs three forward passes' worth (see below).
+    The R1 penalty (`disc_r1`) adds the discriminator's input gradient on the real images and
+    that gradient's own gradient: counted as three forward passes more, an estimate.
     """
     critic, disc = multiply_adds(model.critic), 0
     forward = multiply_adds(model.encoder) + 2 * multiply_adds(model.decoder) + 2 * critic
@@ -244,6 +246,8 @@ def flops_per_image(model: model_lib.ACAI) -> int:
         disc = multiply_adds(model.discriminator)
         forward += 3 * disc
     second_input_gradients = (critic if model.advweight else 0) + 2 * disc
+    if model.discriminator is not None and model.disc_r1:
+        second_input_gradients += 3 * disc
     # The feature loss: the frozen extractor's forward pass on the images and on the
     # reconstructions, and the gradient of the reconstructions' input only.
     features = 3 * multiply_adds(model.feature_extractor) if model.feature_extractor else 0

@@ -17,6 +17,7 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 JIT_CHOICES = ("auto", "on", "off")
 STRATEGIES = ("auto", "none", "mirrored", "multi_worker", "tpu")
 MIXES = ("lerp", "slerp")  # the latent path training mixes along
+DISC_LOSSES = ("nonsaturating", "hinge")  # the realism discriminator's GAN loss
 # Pegasus defaults, shared by the library and the command line.
 PEGASI_T = (0.3, 0.4, 0.5, 0.6, 0.7)  # a batch of pegasi: each pair keeps its best t of these
 PEGASI_CANDIDATES = 2048  # distinct horse-bird pairs ranked for a batch
@@ -61,8 +62,17 @@ class Config:
     # Off by default (not in the paper): an adversarial realism loss. A discriminator (the
     # critic's architecture, its own weights and Adam) learns to tell the training images from
     # their reconstructions and interpolants; the autoencoder adds `discweight` times its
-    # non-saturating GAN loss, so that both look like photos.
+    # GAN loss (`disc_loss`), so that both look like photos. `disc_r1` weighs an R1 penalty
+    # (gamma / 2 times the squared gradient norm of its score on real photos; 0 is off),
+    # `disc_depth` is its first-level channels (0: the critic's), and it has its own Adam:
+    # `disc_lr` (0: the same as `lr`), `disc_beta1` and `disc_beta2`.
     discweight: float = 0.0
+    disc_loss: str = "nonsaturating"
+    disc_r1: float = 0.0
+    disc_depth: int = 0
+    disc_lr: float = 0.0
+    disc_beta1: float = 0.5
+    disc_beta2: float = 0.999
     # Off by default (not in the paper): the decay of a moving average of the encoder's and
     # decoder's weights (e.g. 0.999), kept beside them; encoding, decoding, evaluation and
     # export use the average, which swings less between checkpoints than the weights do.
@@ -92,6 +102,11 @@ class Config:
             ("reg", 0 <= self.reg <= 1, "must be in [0, 1]"),
             ("perceptual", self.perceptual >= 0, "must be 0 (off) or more"),
             ("discweight", self.discweight >= 0, "must be 0 (off) or more"),
+            ("disc_r1", self.disc_r1 >= 0, "must be 0 (off) or more"),
+            ("disc_depth", self.disc_depth >= 0, "must be 0 (the critic's) or more"),
+            ("disc_lr", self.disc_lr >= 0, "must be 0 (the same as lr) or more"),
+            ("disc_beta1", 0 <= self.disc_beta1 < 1, "must be in [0, 1)"),
+            ("disc_beta2", 0 <= self.disc_beta2 < 1, "must be in [0, 1)"),
             ("ema", 0 <= self.ema < 1, "must be in [0, 1): 0 (off) or a decay such as 0.999"),
             (
                 "perceptual_model",
@@ -111,6 +126,11 @@ class Config:
                 f"must be one of {', '.join(JIT_CHOICES)}",
             ),
             ("mix", self.mix in MIXES, f"must be one of {', '.join(MIXES)}"),
+            (
+                "disc_loss",
+                self.disc_loss in DISC_LOSSES,
+                f"must be one of {', '.join(DISC_LOSSES)}",
+            ),
             ("strategy", self.strategy in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
         ]
         for name, ok, rule in checks:

@@ -3,6 +3,7 @@ moving averages' decay. `acai.model` re-exports every name."""
 
 from __future__ import annotations
 
+import tensorflow as tf
 from keras import ops
 
 # --- the math, as small pure functions -------------------------------------------------------
@@ -92,20 +93,48 @@ def critic_loss(critic_mix, critic_real, alpha):
     return regress + real, regress, real
 
 
-def realism_losses(real_logits, fake_logits):
-    """The non-saturating GAN losses of a discriminator that tells real images from decoded ones.
+def realism_losses(real_logits, fake_logits, kind: str = "nonsaturating"):
+    """The GAN losses of a discriminator that tells real images from decoded ones.
 
     Args:
       real_logits: the discriminator's logits for real images, (B, 1).
       fake_logits: its logits for decoded images (reconstructions and interpolants), (B', 1).
+      kind: "nonsaturating": softplus(-real) + softplus(fake) for the discriminator and
+        softplus(-fake) for the decoder; "hinge": relu(1 - real) + relu(1 + fake) and -fake.
 
     Returns:
-      (the discriminator's loss, the decoder's loss): softplus(-real) + softplus(fake), and
-      softplus(-fake), each averaged; the decoder wants its images called real.
+      (the discriminator's loss, the decoder's loss), each averaged over the images; the decoder
+      wants its images called real.
     """
+    if kind == "hinge":
+        disc = ops.mean(ops.relu(1.0 - real_logits)) + ops.mean(ops.relu(1.0 + fake_logits))
+        return disc, -ops.mean(fake_logits)
     real_term = ops.mean(ops.softplus(-real_logits))
     fake_term = ops.mean(ops.softplus(fake_logits))
     return real_term + fake_term, ops.mean(ops.softplus(-fake_logits))
+
+
+def r1_penalty(score, images):
+    """The R1 penalty (Mescheder et al., 2018): the mean over images of the squared norm of
+    the gradient of `score` (a discriminator) with respect to each real image.
+
+    Differentiable again: under an outer GradientTape the penalty's gradient reaches the
+    discriminator's weights (the gradient of a gradient).
+
+    Args:
+      score: a function (B, H, W, C) -> (B, 1), the discriminator's logits.
+      images: real images (B, H, W, C), float32.
+
+    Returns:
+      (the penalty, a scalar; the logits score(images), (B, 1)).
+    """
+    images = tf.convert_to_tensor(images)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        logits = score(images)
+        total = ops.sum(ops.cast(logits, "float32"))
+    grads = tape.gradient(total, images)
+    return ops.mean(ops.sum(ops.square(grads), axis=(1, 2, 3))), logits
 
 
 def ema_decay(decay, step):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -16,6 +18,7 @@ from acai.losses import (  # noqa: F401 (re-exported: acai.model.slerp and the r
     fold_alpha,
     lerp,
     mix_latents,
+    r1_penalty,
     realism_losses,
     rmse_255,
     slerp,
@@ -53,6 +56,9 @@ class ACAI(keras.Model):
         advweight: float = 0.5,
         reg: float = 0.2,
         discweight: float = 0.0,
+        disc_loss: str = "nonsaturating",
+        disc_r1: float = 0.0,
+        disc_depth: int = 0,
         policy: str = "float32",
         seed: int = 0,
         mix_groups: int = 1,
@@ -61,14 +67,14 @@ class ACAI(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.image_shape = tuple(image_shape)
+        self.image_shape = tuple(image_shape)  # every argument is kept: see get_config
         self.num_classes = num_classes
         self.depth, self.latent, self.scales = depth, latent, scales
         self.advdepth, self.advweight, self.reg = advdepth, advweight, reg
-        self.discweight = discweight
-        self.policy, self.seed = policy, seed
+        self.discweight, self.disc_loss = discweight, disc_loss
+        self.disc_r1, self.disc_depth = disc_r1, disc_depth
+        self.policy, self.seed, self.ema = policy, seed, ema
         self.mix_groups = mix_groups  # see mix_latents; 1 = the whole (per-replica) batch
-        self.ema = ema
         self.mix = mix  # the latent path training mixes along: "lerp" or "slerp"
         size = self.image_shape[0] >> scales
         self.latent_shape = (size, size, latent)
@@ -86,7 +92,7 @@ class ACAI(keras.Model):
         )
         names = ["loss_ae", "loss_ae_critic", "loss_critic", "loss_critic_real", "loss_probe"]
         if self.discriminator is not None:
-            names += ["loss_ae_disc", "loss_disc"]
+            names += ["loss_ae_disc", "loss_disc"] + (["loss_disc_r1"] if disc_r1 else [])
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         self.rmse = Rmse255(name="rmse")
         self.probe_accuracy = keras.metrics.SparseCategoricalAccuracy(name="probe_accuracy")
@@ -124,8 +130,9 @@ class ACAI(keras.Model):
         # with its own weights, real photos against reconstructions and interpolants.
         self.discriminator = None
         if self.discweight:
+            disc_shape = {**critic_shape, "depth": self.disc_depth or critic_shape["depth"]}
             self.discriminator = networks.critic(
-                self.image_shape, name="discriminator", **critic_shape
+                self.image_shape, name="discriminator", **disc_shape
             )
         # Off by default (not in the paper): a moving average of the autoencoder's weights, a
         # second encoder and decoder that encode, decode and interpolate use instead.
@@ -137,23 +144,10 @@ class ACAI(keras.Model):
                 average.set_weights(net.get_weights())
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "image_shape": self.image_shape,
-            "num_classes": self.num_classes,
-            "depth": self.depth,
-            "latent": self.latent,
-            "scales": self.scales,
-            "advdepth": self.advdepth,
-            "advweight": self.advweight,
-            "reg": self.reg,
-            "discweight": self.discweight,
-            "policy": self.policy,
-            "seed": self.seed,
-            "mix_groups": self.mix_groups,
-            "ema": self.ema,
-            "mix": self.mix,
-        }
+        """Keras' config and every argument of `__init__`, each kept as the attribute of its
+        name."""
+        names = inspect.signature(ACAI.__init__).parameters.keys() - {"self", "kwargs"}
+        return {**super().get_config(), **{name: getattr(self, name) for name in names}}
 
     def use_feature_loss(self, extractor: keras.Model, weight: float) -> None:
         """Adds weight * `feature_distance` between the activations `extractor` gives for the
@@ -319,14 +313,9 @@ class ACAI(keras.Model):
             )
             totals = [ae_total, critic_total, probe_total]
             if self.discriminator is not None:
-                fakes = ops.concatenate([x_hat, x_mix], axis=0)  # (2B, H, W, C)
-                disc_total, fool_disc = realism_losses(
-                    self.discriminator(x, training=True),
-                    self.discriminator(fakes, training=True),
-                )
+                disc_total, fool_disc = self._realism(x, x_hat, x_mix, losses)
                 totals[0] = ae_total + self.discweight * fool_disc
                 totals.append(disc_total)
-                losses.update(loss_ae_disc=fool_disc, loss_disc=disc_total)
             scaled = [o.scale_loss(t * share) for (o, _), t in zip(self._optimized(), totals)]
         for (optimizer, variables), loss in zip(self._optimized(), scaled):
             optimizer.apply(tape.gradient(loss, variables), variables)
@@ -341,32 +330,37 @@ class ACAI(keras.Model):
         self.probe_accuracy.update_state(labels, logits)
         return {m.name: m.result() for m in self.metrics}
 
+    def _realism(self, x, x_hat, x_mix, losses: dict):
+        """The discriminator's loss and the decoder's, real photos against reconstructions and
+        interpolants; with `disc_r1` the discriminator's loss adds gamma / 2 times the R1
+        penalty on the photos. Records them in `losses`."""
+        score = lambda images: self.discriminator(images, training=True)  # noqa: E731
+        fakes = ops.concatenate([x_hat, x_mix], axis=0)  # (2B, H, W, C)
+        if self.disc_r1:
+            r1, real_logits = r1_penalty(score, x)
+            losses["loss_disc_r1"] = r1
+        else:
+            real_logits = score(x)
+        disc_total, fool = realism_losses(real_logits, score(fakes), kind=self.disc_loss)
+        losses.update(loss_ae_disc=fool, loss_disc=disc_total)
+        if self.disc_r1:
+            disc_total = disc_total + 0.5 * self.disc_r1 * r1
+        return disc_total, fool
+
     def _averaged(self):
         """(moving average, network) pairs."""
         return ((self.ema_encoder, self.encoder), (self.ema_decoder, self.decoder))
 
     def _update_averages(self, decay):
         """average <- decay * average + (1 - decay) * weight, once per step on every replica."""
-        pairs = [
-            (average.value, weight.value)  # the tf.Variables under the Keras variables
-            for averages, net in self._averaged()
-            for average, weight in zip(averages.weights, net.weights)
-        ]
-
-        def update(strategy):  # in cross-replica context, like the optimizers' own updates
-            for average, weight in pairs:
-                strategy.extended.update(
-                    average,
-                    lambda a, w: a.assign(decay * a + (1.0 - decay) * w),
-                    args=(weight,),
-                    group=False,
-                )
-
-        context = tf.distribute.get_replica_context()
-        if context is None:
-            update(tf.distribute.get_strategy())
-        else:
-            context.merge_call(update)
+        networks.update_moving_averages(
+            [
+                (average, weight)
+                for averages, net in self._averaged()
+                for average, weight in zip(averages.weights, net.weights)
+            ],
+            decay,
+        )
 
     def test_step(self, data):
         x, labels = data
@@ -422,6 +416,9 @@ def build(
         advweight=config.advweight,
         reg=config.reg,
         discweight=config.discweight,
+        disc_loss=config.disc_loss,
+        disc_r1=config.disc_r1,
+        disc_depth=config.disc_depth,
         policy=precision,
         seed=config.seed,
         ema=config.ema,
@@ -433,10 +430,18 @@ def build(
         ae_optimizer=FusedAdam(config.lr),
         critic_optimizer=FusedAdam(config.lr),
         probe_optimizer=FusedAdam(config.lr),  # as the original code: one rate
-        # A GAN discriminator's usual Adam: a short memory of past gradients (beta_1 0.5).
-        disc_optimizer=FusedAdam(config.lr, beta_1=0.5) if config.discweight else None,
+        disc_optimizer=_disc_optimizer(config),
         jit_compile=jit,
         steps_per_execution=steps_per_execution,
     )
     model.build_optimizers()
     return model
+
+
+def _disc_optimizer(config: Config) -> FusedAdam | None:
+    """The realism discriminator's Adam, with its own rate and betas (by default a GAN's usual
+    short memory of past gradients, beta_1 0.5), or None without one."""
+    if not config.discweight:
+        return None
+    lr = config.disc_lr or config.lr
+    return FusedAdam(lr, beta_1=config.disc_beta1, beta_2=config.disc_beta2)

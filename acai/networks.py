@@ -343,3 +343,25 @@ class FusedAdam(keras.optimizers.Adam):
             epsilon=ops.cast(self.epsilon, dtype),
             grad=ops.cast(gradient, dtype),
         )
+
+
+def update_moving_averages(pairs, decay) -> None:
+    """average <- decay * average + (1 - decay) * weight for each (average, weight) pair of
+    Keras variables, once per step under any tf.distribute strategy: in cross-replica context,
+    like the optimizers' own updates, and on each replica's copy."""
+    pairs = [(a.value, w.value) for a, w in pairs]  # the tf.Variables under the Keras variables
+
+    def update(strategy):
+        for average, weight in pairs:
+            strategy.extended.update(
+                average,
+                lambda a, w: a.assign(decay * a + (1.0 - decay) * w),
+                args=(weight,),
+                group=False,
+            )
+
+    context = tf.distribute.get_replica_context()
+    if context is None:
+        update(tf.distribute.get_strategy())
+    else:
+        context.merge_call(update)

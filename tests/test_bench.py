@@ -30,6 +30,8 @@ def test_flops_per_image_counts_the_passes_forward_and_back():
     disc = tiny_model(discweight=0.1)
     extra = bench.multiply_adds(disc.discriminator)  # called on 3 batches, 2 of them decoded
     assert bench.flops_per_image(disc) == 2 * (3 * (forward + 3 * extra) + critic + 2 * extra)
+    r1 = tiny_model(discweight=0.1, disc_r1=1.0)  # the input gradient and its gradient too
+    assert bench.flops_per_image(r1) == 2 * (3 * (forward + 3 * extra) + critic + 5 * extra)
 
 
 @pytest.mark.parametrize("mix", ["lerp", "slerp"])

@@ -285,6 +285,53 @@ def test_realism_losses_are_the_non_saturating_gan_losses():
     assert float(sure_disc) < 1e-6 and float(fooled_not) == pytest.approx(20.0, rel=1e-6)
 
 
+def test_hinge_realism_losses():
+    real = np.array([[0.5], [2.0]], np.float32)
+    fake = np.array([[-3.0], [0.0], [0.5]], np.float32)
+    disc, decoder = model_lib.realism_losses(real, fake, kind="hinge")
+    # relu(1 - real) = (0.5, 0); relu(1 + fake) = (0, 1, 1.5); the decoder's -fake
+    assert float(disc) == pytest.approx(0.25 + 2.5 / 3, rel=1e-6)
+    assert float(decoder) == pytest.approx(2.5 / 3, rel=1e-6)
+
+
+def test_r1_penalty_is_the_squared_input_gradient_and_differentiable_again():
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(size=(3, 2, 2, 1)), tf.float32)
+    w = tf.Variable(rng.normal(size=(1, 2, 2, 1)), dtype=tf.float32)
+
+    def score(images):  # linear: its input gradient is w for every image
+        return tf.reduce_sum(w * images * 2.0, axis=(1, 2, 3))[:, None]
+
+    with tf.GradientTape() as tape:
+        penalty, logits = model_lib.r1_penalty(score, x)
+    np.testing.assert_allclose(logits.numpy(), score(x).numpy(), rtol=1e-6)
+    assert float(penalty) == pytest.approx(4.0 * float(tf.reduce_sum(w * w)), rel=1e-5)
+    np.testing.assert_allclose(tape.gradient(penalty, w).numpy(), 8.0 * w.numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_r1_through_our_layers_matches_keras_layers(precision):
+    # The gradient of a gradient passes through our LeakyReLU's and Conv2D's custom gradients.
+    keras.utils.set_random_seed(2)
+    ours = networks.critic((16, 16, 3), depth=4, latent=3, scales=2, dtype=precision)
+    stock = networks.with_keras_layers(ours)
+    x = tf.constant(np.random.default_rng(2).uniform(-1, 1, (3, 16, 16, 3)), tf.float32)
+    found = []
+    for net in (ours, stock):
+        with tf.GradientTape() as tape:
+            penalty, _ = model_lib.r1_penalty(lambda v, n=net: n(v, training=True), x)
+        zero = tf.UnconnectedGradients.ZERO  # the last bias does not move an input gradient
+        variables = [v.value for v in net.trainable_variables]  # the tf.Variables
+        grads = tape.gradient(penalty, variables, unconnected_gradients=zero)
+        found.append((float(penalty), grads))
+    (p0, g0), (p1, g1) = found
+    tolerance = 1e-5 if precision == "float32" else 2e-2
+    assert p0 > 0 and p0 == pytest.approx(p1, rel=tolerance)
+    for a, b in zip(g0, g1):
+        scale = float(tf.reduce_max(tf.abs(b))) + 1e-12
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=tolerance * scale)
+
+
 def test_a_discriminator_trains_and_its_loss_reaches_the_decoder():
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
@@ -304,6 +351,28 @@ def test_a_discriminator_trains_and_its_loss_reaches_the_decoder():
     assert int(model.disc_optimizer.iterations.numpy()) == 1
     # the same seed builds the same autoencoder; only the discriminator's loss tells them apart
     assert any(not np.allclose(a, b) for a, b in zip(*decoders))
+
+
+def test_an_r1_hinge_discriminator_with_its_own_adam_trains():
+    from acai.config import Config
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    config = Config(depth=4, latent=4, discweight=1.0, disc_loss="hinge", disc_r1=1.0)
+    config = config.replace(disc_depth=8, disc_lr=5e-4, disc_beta1=0.0, disc_beta2=0.99)
+    model = model_lib.build(config, image_shape=(32, 32, 3), num_classes=10, precision="float32")
+    body = model.discriminator.get_layer("discriminator_body")
+    convs = [layer for layer in body.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert (
+        convs[0].filters == 8 and model.critic.count_params() < model.discriminator.count_params()
+    )
+    optimizer = model.disc_optimizer
+    assert (optimizer.beta_1, optimizer.beta_2) == (0.0, 0.99)
+    assert float(optimizer.learning_rate) == pytest.approx(5e-4)
+    logs = model.train_step((x, np.zeros(4, np.int32)))
+    assert float(logs["loss_disc_r1"]) > 0 and np.isfinite(float(logs["loss_disc"]))
+    again = ACAI.from_config(model.get_config())  # the discriminator's settings round-trip
+    assert (again.disc_loss, again.disc_r1, again.disc_depth) == ("hinge", 1.0, 8)
 
 
 def test_compile_wants_a_disc_optimizer_exactly_when_there_is_a_discriminator():
