@@ -65,7 +65,7 @@ def bench(
         "num_classes": NUM_CLASSES,
         "precision": precision,
         "jit": jit,
-        "feature_extractor": untrained_feature_extractor(config),
+        "feature_extractor": untrained_feature_extractor(config, precision),
     }
 
     def build():
@@ -179,13 +179,15 @@ def figures(config: Config, speeds: dict, *, flops: int, peak_dtype: str, **sett
     }
 
 
-def untrained_feature_extractor(config: Config) -> keras.Model | None:
+def untrained_feature_extractor(config: Config, policy: str) -> keras.Model | None:
     """With `config.perceptual` on, the activations of an untrained classifier of the
-    architecture `acai classifier` trains: the feature loss costs the same with any weights, so
-    the bench needs neither the trained file nor data."""
+    architecture `acai classifier` trains, computing under `policy` as in training: the feature
+    loss costs the same with any weights, so the bench needs neither the trained file nor
+    data."""
     if not config.perceptual:
         return None
-    return classifier_lib.activations(classifier_lib.build(NUM_CLASSES, image_shape=IMAGE_SHAPE))
+    classifier = classifier_lib.build(NUM_CLASSES, image_shape=IMAGE_SHAPE)
+    return classifier_lib.activations(classifier_lib.in_policy(classifier, policy))
 
 
 def time_loop(

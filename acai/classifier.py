@@ -261,11 +261,13 @@ def _load(path: str | Path) -> tuple[keras.Model, dict]:
         raise AcaiError(f"classifier '{path}' is unreadable ({e}); train it again") from None
 
 
-def feature_extractor(path: str | Path) -> keras.Model:
+def feature_extractor(path: str | Path, *, policy: str = "float32") -> keras.Model:
     """A classifier's ReLU activations as one frozen model, for a feature reconstruction loss.
 
     Args:
       path: a `classifier.keras` from `train`.
+      policy: the Keras dtype policy it computes under; the training step's own (under
+        mixed_bfloat16 its convolutions run in bfloat16, as the autoencoder's do).
 
     Returns:
       `activations` of the classifier in the file.
@@ -273,7 +275,22 @@ def feature_extractor(path: str | Path) -> keras.Model:
     model, _ = _load(path)
     if not any(isinstance(layer, layers.ReLU) for layer in model.layers):
         raise AcaiError(f"classifier '{path}' has no ReLU layers to compare; train it again")
-    return activations(model)
+    return activations(in_policy(model, policy))
+
+
+def in_policy(model: keras.Model, policy: str) -> keras.Model:
+    """The same functional network and weights computing under the Keras dtype policy `policy`
+    (its variables stay float32); `model` itself when it already does."""
+    computing = [layer for layer in model.layers if not isinstance(layer, layers.InputLayer)]
+    if all(layer.dtype_policy.name == policy for layer in computing):
+        return model
+
+    def rebuild(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": policy})
+
+    copy = keras.models.clone_model(model, clone_function=rebuild)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def activations(model: keras.Model) -> keras.Model:

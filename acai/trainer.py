@@ -159,7 +159,7 @@ def _build_and_restore(config, workdir: Path, out: Path, data, strategy, precisi
             precision=precision,
             jit=jit,
             feature_extractor=(
-                classifier_lib.feature_extractor(config.perceptual_model)
+                classifier_lib.feature_extractor(config.perceptual_model, policy=precision)
                 if config.perceptual
                 else None
             ),

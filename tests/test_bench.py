@@ -75,9 +75,9 @@ def test_the_peak_timer_measures_a_matmul_rate():
 
 
 def test_the_feature_loss_is_timed_and_counted():
-    assert bench.untrained_feature_extractor(Config()) is None
+    assert bench.untrained_feature_extractor(Config(), "float32") is None
     extractor = bench.untrained_feature_extractor(
-        Config(perceptual=0.1, perceptual_model="c.keras")
+        Config(perceptual=0.1, perceptual_model="c.keras"), "float32"
     )
     features = bench.multiply_adds(extractor)
     assert features > 0 and not extractor.trainable
@@ -110,7 +110,7 @@ def test_the_reference_step_adds_the_feature_loss_when_the_config_has_it():
             num_classes=2,
             precision="float32",
             jit=False,
-            feature_extractor=bench.untrained_feature_extractor(config),
+            feature_extractor=bench.untrained_feature_extractor(config, "float32"),
         )
         losses = [float(step((x, y))) for _ in range(3)]
         assert np.isfinite(losses).all()
