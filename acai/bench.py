@@ -3,8 +3,11 @@ plain Keras step of the same networks and the CPU's or GPU's matmul peak, all in
 
 from __future__ import annotations
 
+import collections
+import re
 import statistics
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -21,10 +24,18 @@ SYNTHETIC_IMAGES = 2048
 NUM_CLASSES = 10
 IMAGE_SHAPE = (32, 32, 3)
 PEAK_SIZE = 2048  # the peak is timed on (PEAK_SIZE, PEAK_SIZE) @ (PEAK_SIZE, PEAK_SIZE)
+# the step's networks, as their ops are named in a profile ("features": the feature loss's)
+NETWORKS = ("encoder", "decoder", "critic", "probe", "discriminator", "features")
 
 
 def bench(
-    config: Config, *, steps: int = 20, rounds: int = 3, warmup: int = 3, reference: bool = False
+    config: Config,
+    *,
+    steps: int = 20,
+    rounds: int = 3,
+    warmup: int = 3,
+    reference: bool = False,
+    profile: str | Path | None = None,
 ) -> dict:
     """Measures training images/second on synthetic data for `config`'s networks.
 
@@ -41,6 +52,9 @@ def bench(
       rounds: timed rounds of each kind.
       warmup: untimed steps after compilation.
       reference: also time `reference_step`.
+      profile: a folder: after the rounds, trace `steps` more steps of the bare step with
+        TensorFlow's profiler into it (TensorBoard's Profile tab reads it) and add the op time
+        by network and by op type (`op_times`) to the result.
 
     Returns:
       The figures: images_per_second (the trainer's loop), keras_fit_images_per_second,
@@ -101,7 +115,64 @@ def bench(
             speeds[name].append(timer())
     settings = {"compile_s": round(compile_s, 1), "precision": precision, "jit_compile": jit}
     settings |= {"steps_per_execution": per_call, "steps": steps, "rounds": rounds}
-    return figures(config, speeds, flops=flops_per_image(model), peak_dtype=peak_dtype, **settings)
+    flops = flops_per_image(model)
+    result = figures(config, speeds, flops=flops, peak_dtype=peak_dtype, **settings)
+    if profile is not None:
+        result["profile"] = str(profile)
+        result["op_times"] = profile_step(bare, profile, steps=steps)
+    return result
+
+
+def profile_step(timer, folder: str | Path, *, steps: int, top: int = 12) -> dict:
+    """Traces one call of `timer` (a `step_timer` of `steps` steps) with TensorFlow's profiler
+    into `folder` and sums its ops' time per step.
+
+    Returns:
+      {"ms_per_step": op time per step, both compute threads together; "by_network": ms per
+      step for each network (`encoder`, `decoder`, `critic`, `features`: the feature loss's
+      classifier, ...) forward and backward ("other": ops of no network, such as the custom
+      gradients and the losses); "by_op_type": the `top` op types}.
+    """
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2  # ships with TensorFlow
+
+    tf.profiler.experimental.start(str(folder))
+    try:
+        timer()
+    finally:
+        tf.profiler.experimental.stop()
+    traces = Path(folder).glob("plugins/profile/*/*.xplane.pb")
+    newest = max(traces, key=lambda path: path.stat().st_mtime)
+    space = xplane_pb2.XSpace.FromString(newest.read_bytes())
+    events = [
+        (plane.event_metadata[event.metadata_id].name, event.duration_ps / 1e9 / steps)
+        for plane in space.planes
+        for line in plane.lines
+        if line.name.startswith("tf_Compute")  # TensorFlow's op threads
+        for event in line.events
+    ]
+    by_network, by_type = collections.Counter(), collections.Counter()
+    for name, ms in events:
+        op, _, op_type = name.rpartition(":")
+        if not op or op_type == "Process":  # "Process" spans a whole graph, not one op
+            continue
+        by_network[op_network(op)] += ms
+        by_type[op_type] += ms
+    return {
+        "ms_per_step": round(sum(by_type.values()), 1),
+        "by_network": {k: round(v, 2) for k, v in by_network.most_common(top)},
+        "by_op_type": {k: round(v, 2) for k, v in by_type.most_common(top)},
+    }
+
+
+def op_network(op: str) -> str:
+    """The network an op of a traced step belongs to, from its name: "decoder backward" for
+    "gradient_tape/decoder_3/conv1/Conv2DBackpropInput", "other" for ops of no network."""
+    parts = op.split("/")
+    for part in parts:
+        name = re.sub(r"_\d+$", "", part)
+        if name in NETWORKS:
+            return f"{name} backward" if "gradient" in op.lower() else name
+    return "other"
 
 
 def step_timer(step, iterator, steps: int, warmup: int):

@@ -40,7 +40,8 @@ def cmd_bench(args) -> int:
     config = _config(args)
     from acai import bench as bench_lib
 
-    result = bench_lib.bench(config, steps=args.steps, rounds=args.rounds, reference=args.reference)
+    options = {"steps": args.steps, "rounds": args.rounds, "reference": args.reference}
+    result = bench_lib.bench(config, profile=args.profile, **options)
     print(json.dumps(result))
     return 0
 
@@ -270,6 +271,11 @@ def make_parser() -> argparse.ArgumentParser:
         "--reference",
         action="store_true",
         help="also time a plain Keras train step of the same networks in one tf.function",
+    )
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="trace STEPS more steps into DIR (TensorBoard's Profile tab) and add op times",
     )
     p.set_defaults(func=cmd_bench)
 

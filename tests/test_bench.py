@@ -116,3 +116,35 @@ def test_the_reference_step_adds_the_feature_loss_when_the_config_has_it():
         assert np.isfinite(losses).all()
         first[perceptual] = losses[0]
     assert first[0.1] > first[0.0] + 1e-6  # the feature distance of an imperfect reconstruction
+
+
+def test_the_bench_command_times_and_profiles_a_step(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    tiny = ["--set", "depth=4", "--set", "latent=4", "--set", "batch=8", "--set", "ema=0.9"]
+    result = subprocess.run(
+        [sys.executable, "-m", "acai.cli", "bench", *tiny, "--steps", "2", "--rounds", "1"]
+        + ["--profile", str(tmp_path / "trace")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["images_per_second"] > 0 and figures["flops_per_image"] > 0
+    assert list((tmp_path / "trace").glob("plugins/profile/*/*.xplane.pb"))  # for TensorBoard
+    ops = figures["op_times"]
+    assert {"encoder", "decoder", "critic", "decoder backward"} <= ops["by_network"].keys()
+    assert "Conv2D" in " ".join(ops["by_op_type"])
+    assert 0 < sum(ops["by_network"].values()) <= ops["ms_per_step"] + 0.1
+
+
+def test_ops_are_put_in_their_network():
+    assert bench.op_network("gradient_tape/decoder_3/conv1/Conv2DBackpropInput") == (
+        "decoder backward"
+    )
+    assert bench.op_network("features_1/conv0_0/Conv2D") == "features"
+    assert bench.op_network("ema_decoder/conv/BiasAdd") == "other"  # not trained, not a network
+    assert bench.op_network("MatMul_3") == "other"
