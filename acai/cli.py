@@ -80,15 +80,8 @@ def cmd_classifier(args) -> int:
         raise AcaiError(f"--validation must be 0 or more, not {args.validation}")
     from acai import classifier as classifier_lib
 
-    info = classifier_lib.train(
-        args.data,
-        args.out,
-        epochs=args.epochs,
-        seed=args.seed,
-        validation=args.validation,
-        architecture=args.architecture,
-        verbose=args.verbose,
-    )
+    names = ("epochs", "seed", "validation", "architecture", "verbose")
+    info = classifier_lib.train(args.data, args.out, **{n: getattr(args, n) for n in names})
     print(
         f"acai: classifier test accuracy {100 * info['test_accuracy']:.1f}% on "
         f"{info['test_images']} images; wrote {args.out}"
@@ -174,7 +167,7 @@ def cmd_evaluate(args) -> int:
 def cmd_compare(args) -> int:
     from acai import evaluate as evaluate_lib
 
-    print(evaluate_lib.compare(args.workdirs))
+    print(evaluate_lib.compare(args.workdirs, spread=args.spread))
     return 0
 
 
@@ -382,6 +375,11 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("compare", help="two or more runs' metrics side by side")
     p.add_argument("workdirs", nargs="+", metavar="WORKDIR", help="trained runs")
+    p.add_argument(
+        "--spread",
+        action="store_true",
+        help="add each row's mean and range over the runs (seeds of one recipe)",
+    )
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_compare)
     return parser

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -180,29 +181,69 @@ def load_metrics(workdir: str | Path) -> dict:
     return result
 
 
-def compare(workdirs: list[str | Path]) -> str:
-    """A plain-text table of the runs' metrics side by side, best of each row marked *."""
+# realism rows of `compare`: the image sets `acai.realism` measures, each judge's distance
+REALISM_SETS = (
+    ("slerp", "slerp midpoints"),
+    ("lerp", "lerp midpoints"),
+    ("reconstruction", "reconstructions"),
+    ("crossfade", "pixel cross-fade"),
+    ("crossfade_reconstructions", "cross-fade of reconstructions"),
+)
+
+
+def compare(workdirs: list[str | Path], *, spread: bool = False) -> str:
+    """A plain-text table of the runs' metrics side by side, best of each row marked *: the
+    held-out scores, and the realism distances under each judge every run was scored by (the
+    same judge file, by hash), with the share of slerp midpoints called horse or bird.
+
+    Args:
+      workdirs: two or more runs (or exports).
+      spread: add a column with each row's mean and range over the runs: for seeds of one
+        recipe.
+    """
     if len(workdirs) < 2:
         raise AcaiError("compare needs two or more runs: acai compare WORKDIR_A WORKDIR_B")
     columns = [load_metrics(w) for w in workdirs]
-    rows = [
-        ("step", [str(c["step"]) for c in columns]),
-        ("advweight (lambda)", [f"{c['advweight']:g}" for c in columns]),
-    ]
+    table = [("", *[Path(w).name for w in workdirs], *(["mean (min to max)"] if spread else []))]
+    table.append(("step", *[str(c["step"]) for c in columns], *([""] if spread else [])))
+    table.append(("advweight (lambda)", *[f"{c['advweight']:g}" for c in columns]))
+    if any("realism" in c for c in columns):
+        table.append(("split", *[c.get("split", "test") for c in columns]))
+    rows = []  # (label, values, how one reads, lower is better)
     for key in (*LOWER_BETTER, *HIGHER_BETTER):
         values = [c.get(key) for c in columns]
-        if any(v is None for v in values):
-            continue
-        best = (min if key in LOWER_BETTER else max)(values)
-        rows.append(
-            (LABELS.get(key, key), [f"{fmt(key, v)}{' *' if v == best else ''}" for v in values])
-        )
-    header = ("", *[Path(w).name for w in workdirs])
-    table = [header, *[(name, *cells) for name, cells in rows]]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+        if all(v is not None for v in values):
+            text = functools.partial(fmt, key)
+            rows.append((LABELS.get(key, key), values, text, key in LOWER_BETTER))
+    rows += _realism_rows(columns)
+    for label, values, text, lower in rows:
+        best = (min if lower else max)(values)
+        cells = [f"{text(v)}{' *' if v == best else ''}" for v in values]
+        mean = sum(values) / len(values)
+        extra = [f"{text(mean)} ({text(min(values))} to {text(max(values))})"] if spread else []
+        table.append((label, *cells, *extra))
+    widths = [max(len(r[i]) for r in table if i < len(r)) for i in range(len(table[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table]
-    lines.append("(* best; lower is better for RMSE, Mean Distance and Smoothness)")
+    lines.append("(* best; lower is better for RMSE, Mean Distance, Smoothness and distances)")
     return "\n".join(lines)
+
+
+def _realism_rows(columns: list[dict]) -> list[tuple]:
+    """Rows for every judge that scored every run with the same file (by hash)."""
+    judged = [c.get("realism", {}).get("judges", {}) for c in columns]
+    rows = []
+    for judge in sorted(set.intersection(*(set(j) for j in judged))):
+        entries = [j[judge] for j in judged]
+        if len({e.get("sha256") for e in entries}) > 1:
+            continue  # two files of one name: not the same judge
+        for key, label in REALISM_SETS:
+            values = [e["distance"].get(key) for e in entries]
+            if all(v is not None for v in values):
+                rows.append((f"{judge}: {label}", values, "{:.2f}".format, True))
+        shares = [e.get("horse_or_bird_share", {}).get("slerp") for e in entries]
+        if all(v is not None for v in shares):
+            rows.append((f"{judge}: slerp called horse or bird", shares, "{:.1%}".format, False))
+    return rows
 
 
 def summary(result: dict) -> str:

@@ -98,6 +98,30 @@ def test_compare_puts_runs_side_by_side_and_marks_the_best(run_copy, tmp_path):
     assert (other / "metrics.json").is_file()  # computed once, reused next time
 
 
+def test_compare_shows_each_shared_judges_realism_and_the_spread_over_seeds(run_copy, tmp_path):
+    runs = [run_copy, shutil.copytree(run_copy, tmp_path / "seed1")]
+    evaluate.compare(runs)  # writes each run's metrics.json
+
+    def judged(slerp, crossfade, share, sha):
+        distance = {"slerp": slerp, "crossfade": crossfade, "reconstruction": 20.0}
+        share = {"slerp": share}
+        return {"distance": distance, "horse_or_bird_share": share, "sha256": sha}
+
+    for run, slerp, sha in zip(runs, (28.0, 30.0), ("aaa", "bbb")):
+        metrics = strict_json(run / "metrics.json")
+        judges = {
+            "kid judge.keras": judged(slerp, 27.0, 0.6, "same"),
+            "swd": judged(60, 195, 0.5, sha),
+        }
+        metrics["realism"] = {"judges": judges}
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    table = evaluate.compare(runs, spread=True)
+    row = next(line for line in table.splitlines() if "kid judge.keras: slerp midpoints" in line)
+    assert row.split()[-7:] == ["28.00", "*", "30.00", "29.00", "(28.00", "to", "30.00)"]
+    assert "kid judge.keras: pixel cross-fade" in table and "slerp called horse or bird" in table
+    assert "swd:" not in table  # two files under one name are not one judge
+
+
 def test_lines_run_reports_mean_distance_and_smoothness(tmp_path, monkeypatch):
     # Smaller sizes, the same code: 2048 training and 512 test lines instead of 65536 and
     # 5000, and 64 seeded evaluation pairs instead of 256.
