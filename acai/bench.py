@@ -65,22 +65,10 @@ def bench(
     precision = devices.resolve_precision(config.precision)
     jit = devices.resolve_jit(config.jit_compile)
     per_call = devices.resolve_steps_per_execution(config.steps_per_execution)
-    rng = np.random.default_rng(config.seed)
-    images = rng.integers(0, 256, (SYNTHETIC_IMAGES, *IMAGE_SHAPE), dtype=np.uint8)
-    labels = rng.integers(0, NUM_CLASSES, SYNTHETIC_IMAGES).astype(np.int32)
-    strategy = tf.distribute.get_strategy()
-
-    def dataset(context=None):
-        return data_lib.train_dataset(images, labels, batch=config.batch, seed=config.seed)
-
+    dataset, strategy = synthetic_data(config), tf.distribute.get_strategy()
     # what the trainer's model and the reference step are built with
-    shared = {
-        "image_shape": IMAGE_SHAPE,
-        "num_classes": NUM_CLASSES,
-        "precision": precision,
-        "jit": jit,
-        "feature_extractor": untrained_feature_extractor(config, precision),
-    }
+    shared = {"image_shape": IMAGE_SHAPE, "num_classes": NUM_CLASSES, "precision": precision}
+    shared |= {"jit": jit, "feature_extractor": untrained_feature_extractor(config, precision)}
 
     def build():
         return model_lib.build(config, **shared)
@@ -109,10 +97,7 @@ def bench(
         timers["reference"] = step_timer(plain, bare_iterator, steps, warmup)
     peak_dtype = keras.mixed_precision.Policy(precision).compute_dtype
     timers["peak"] = peak_timer(peak_dtype)
-    speeds = {name: [] for name in timers}
-    for _ in range(rounds):  # alternating, so that a shared machine's noise hits all alike
-        for name, timer in timers.items():
-            speeds[name].append(timer())
+    speeds = alternate(timers, rounds)
     settings = {"compile_s": round(compile_s, 1), "precision": precision, "jit_compile": jit}
     settings |= {"steps_per_execution": per_call, "steps": steps, "rounds": rounds}
     flops = flops_per_image(model)
@@ -173,6 +158,27 @@ def op_network(op: str) -> str:
         if name in NETWORKS:
             return f"{name} backward" if "gradient" in op.lower() else name
     return "other"
+
+
+def synthetic_data(config: Config):
+    """Random images and labels through the trainer's pipeline: a function (context=None) ->
+    dataset, as `acai.loop.distribute` takes."""
+    rng = np.random.default_rng(config.seed)
+    images = rng.integers(0, 256, (SYNTHETIC_IMAGES, *IMAGE_SHAPE), dtype=np.uint8)
+    labels = rng.integers(0, NUM_CLASSES, SYNTHETIC_IMAGES).astype(np.int32)
+    return lambda context=None: data_lib.train_dataset(
+        images, labels, batch=config.batch, seed=config.seed
+    )
+
+
+def alternate(timers: dict, rounds: int) -> dict:
+    """Each timer's figures over `rounds` rounds, the timers taking turns within each round, so
+    that a shared machine's noise hits all alike."""
+    speeds = {name: [] for name in timers}
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            speeds[name].append(timer())
+    return speeds
 
 
 def step_timer(step, iterator, steps: int, warmup: int):
