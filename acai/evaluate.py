@@ -16,7 +16,7 @@ from acai import run as run_lib
 from acai.errors import AcaiError, WorkdirError
 from acai.files import write_atomic, write_json
 from acai.images import in_batches, to_float
-from acai.report import HIGHER_BETTER, LABELS, LOWER_BETTER, fmt, report_html
+from acai.report import HIGHER_BETTER, LABELS, LOWER_BETTER, REALISM_LABELS, fmt, report_html
 from acai.run import Run, heldout_scores
 
 log = logging.getLogger(__name__)
@@ -181,16 +181,6 @@ def load_metrics(workdir: str | Path) -> dict:
     return result
 
 
-# realism rows of `compare`: the image sets `acai.realism` measures, each judge's distance
-REALISM_SETS = (
-    ("slerp", "slerp midpoints"),
-    ("lerp", "lerp midpoints"),
-    ("reconstruction", "reconstructions"),
-    ("crossfade", "pixel cross-fade"),
-    ("crossfade_reconstructions", "cross-fade of reconstructions"),
-)
-
-
 def compare(workdirs: list[str | Path], *, spread: bool = False) -> str:
     """A plain-text table of the runs' metrics side by side, best of each row marked *: the
     held-out scores, and the realism distances under each judge every run was scored by (the
@@ -205,7 +195,7 @@ def compare(workdirs: list[str | Path], *, spread: bool = False) -> str:
         raise AcaiError("compare needs two or more runs: acai compare WORKDIR_A WORKDIR_B")
     columns = [load_metrics(w) for w in workdirs]
     table = [("", *[Path(w).name for w in workdirs], *(["mean (min to max)"] if spread else []))]
-    table.append(("step", *[str(c["step"]) for c in columns], *([""] if spread else [])))
+    table.append(("step", *[str(c["step"]) for c in columns]))
     table.append(("advweight (lambda)", *[f"{c['advweight']:g}" for c in columns]))
     if any("realism" in c for c in columns):
         table.append(("split", *[c.get("split", "test") for c in columns]))
@@ -236,7 +226,7 @@ def _realism_rows(columns: list[dict]) -> list[tuple]:
         entries = [j[judge] for j in judged]
         if len({e.get("sha256") for e in entries}) > 1:
             continue  # two files of one name: not the same judge
-        for key, label in REALISM_SETS:
+        for key, label in REALISM_LABELS.items():
             values = [e["distance"].get(key) for e in entries]
             if all(v is not None for v in values):
                 rows.append((f"{judge}: {label}", values, "{:.2f}".format, True))

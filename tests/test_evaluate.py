@@ -116,9 +116,16 @@ def test_compare_shows_each_shared_judges_realism_and_the_spread_over_seeds(run_
         metrics["realism"] = {"judges": judges}
         (run / "metrics.json").write_text(json.dumps(metrics))
     table = evaluate.compare(runs, spread=True)
-    row = next(line for line in table.splitlines() if "kid judge.keras: slerp midpoints" in line)
+    row = next(
+        line
+        for line in table.splitlines()
+        if "kid judge.keras: slerp interpolants, t = 0.5" in line
+    )
     assert row.split()[-7:] == ["28.00", "*", "30.00", "29.00", "(28.00", "to", "30.00)"]
-    assert "kid judge.keras: pixel cross-fade" in table and "slerp called horse or bird" in table
+    assert (
+        "kid judge.keras: pixel cross-fade of the photos" in table
+        and "slerp called horse or bird" in table
+    )
     assert "swd:" not in table  # two files under one name are not one judge
 
 
