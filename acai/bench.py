@@ -17,6 +17,7 @@ from acai import callbacks as cb
 from acai import classifier as classifier_lib
 from acai import data as data_lib
 from acai import devices, loop, networks
+from acai import features as features_lib
 from acai import model as model_lib
 from acai.config import Config
 
@@ -65,10 +66,11 @@ def bench(
     precision = devices.resolve_precision(config.precision)
     jit = devices.resolve_jit(config.jit_compile)
     per_call = devices.resolve_steps_per_execution(config.steps_per_execution)
-    dataset, strategy = synthetic_data(config), tf.distribute.get_strategy()
     # what the trainer's model and the reference step are built with
     shared = {"image_shape": IMAGE_SHAPE, "num_classes": NUM_CLASSES, "precision": precision}
     shared |= {"jit": jit, "feature_extractor": untrained_feature_extractor(config, precision)}
+    dataset = synthetic_data(config, shared["feature_extractor"])
+    strategy = tf.distribute.get_strategy()
 
     def build():
         return model_lib.build(config, **shared)
@@ -92,8 +94,9 @@ def bench(
         "keras_fit": time_keras_fit,
         "bare": bare,
     }
-    if reference:
-        plain = reference_step(config, **shared)
+    if reference:  # the feature loss's classifier as keras.models.load_model gives it
+        as_loaded = untrained_feature_extractor(config, "float32", fold=False)
+        plain = reference_step(config, **{**shared, "feature_extractor": as_loaded})
         timers["reference"] = step_timer(plain, bare_iterator, steps, warmup)
     peak_dtype = keras.mixed_precision.Policy(precision).compute_dtype
     timers["peak"] = peak_timer(peak_dtype)
@@ -160,14 +163,16 @@ def op_network(op: str) -> str:
     return "other"
 
 
-def synthetic_data(config: Config):
-    """Random images and labels through the trainer's pipeline: a function (context=None) ->
+def synthetic_data(config: Config, feature_extractor: keras.Model | None = None):
+    """Random images and labels through the trainer's pipeline, with the feature loss's maps of
+    them computed once as the trainer does (`feature_extractor`): a function (context=None) ->
     dataset, as `acai.loop.distribute` takes."""
     rng = np.random.default_rng(config.seed)
     images = rng.integers(0, 256, (SYNTHETIC_IMAGES, *IMAGE_SHAPE), dtype=np.uint8)
     labels = rng.integers(0, NUM_CLASSES, SYNTHETIC_IMAGES).astype(np.int32)
+    known = feature_extractor and features_lib.precomputed_features(feature_extractor, images)
     return lambda context=None: data_lib.train_dataset(
-        images, labels, batch=config.batch, seed=config.seed
+        images, labels, batch=config.batch, seed=config.seed, per_image=known or ()
     )
 
 
@@ -256,15 +261,21 @@ def figures(config: Config, speeds: dict, *, flops: int, peak_dtype: str, **sett
     }
 
 
-def untrained_feature_extractor(config: Config, policy: str) -> keras.Model | None:
+def untrained_feature_extractor(
+    config: Config, policy: str, *, fold: bool = True
+) -> keras.Model | None:
     """With `config.perceptual` on, the activations of an untrained classifier of the
-    architecture `acai classifier` trains, computing under `policy` as in training: the feature
-    loss costs the same with any weights, so the bench needs neither the trained file nor
-    data."""
+    architecture `acai classifier` trains, computing under `policy`, its batch normalisation
+    folded (`fold`) as in training: the feature loss costs the same with any weights, so the
+    bench needs neither the trained file nor data."""
     if not config.perceptual:
         return None
-    classifier = classifier_lib.build(NUM_CLASSES, image_shape=IMAGE_SHAPE)
-    return classifier_lib.activations(classifier_lib.in_policy(classifier, policy))
+    classifier = features_lib.in_policy(
+        classifier_lib.build(NUM_CLASSES, image_shape=IMAGE_SHAPE), policy
+    )
+    return features_lib.activations(
+        features_lib.fold_batch_norm(classifier) if fold else classifier
+    )
 
 
 def time_loop(
@@ -314,7 +325,7 @@ def flops_per_image(model: model_lib.ACAI) -> int:
     send gradients back through the critic's call on the interpolants (when advweight > 0) and
     the discriminator's calls on the reconstructions and the interpolants: that gradient of the
     inputs is a second one, beside the critic's (or discriminator's) own, one forward pass more
-    each. With the feature loss on, its extractor runs three forward passes' worth (see below).
+    each. With the feature loss on, its extractor runs two forward passes' worth (see below).
     The R1 penalty (`disc_r1`) adds the discriminator's input gradient on the real images and
     that gradient's own gradient: counted as three forward passes more, an estimate.
     """
@@ -327,9 +338,10 @@ def flops_per_image(model: model_lib.ACAI) -> int:
     second_input_gradients = (critic if model.advweight else 0) + 2 * disc
     if model.discriminator is not None and model.disc_r1:
         second_input_gradients += 3 * disc
-    # The feature loss: the frozen extractor's forward pass on the images and on the
-    # reconstructions, and the gradient of the reconstructions' input only.
-    features = 3 * multiply_adds(model.feature_extractor) if model.feature_extractor else 0
+    # The feature loss: the frozen extractor's forward pass on the reconstructions and the
+    # gradient of their input only; the photos' maps come with the data, computed once
+    # (`acai.features.precomputed_features`), as `synthetic_data` and the trainer do.
+    features = 2 * multiply_adds(model.feature_extractor) if model.feature_extractor else 0
     return 2 * (3 * forward + second_input_gradients + features)
 
 
@@ -400,7 +412,7 @@ def reference_step(
 
     @tf.function(jit_compile=jit)
     def step(data):
-        x, labels = data
+        x, labels = data[:2]  # it computes the photos' features itself
         alpha = model_lib.fold_alpha(tf.random.uniform((tf.shape(x)[0], 1, 1, 1)))
         with tf.GradientTape(persistent=True) as tape:
             z = encoder(x, training=True)

@@ -247,7 +247,7 @@ def mirrored_logits(model: keras.Model, images: np.ndarray, *, logits=None) -> n
     return (logits + model.predict(x[:, :, ::-1], batch_size=256, verbose=0)) / 2
 
 
-def _load(path: str | Path) -> tuple[keras.Model, dict]:
+def load(path: str | Path) -> tuple[keras.Model, dict]:
     """A classifier file and the facts `train` wrote beside it, or one clear error."""
     path = Path(path)
     if not path.is_file():
@@ -259,47 +259,6 @@ def _load(path: str | Path) -> tuple[keras.Model, dict]:
         return keras.saving.load_model(path), json.loads(path.with_suffix(".json").read_text())
     except (OSError, ValueError) as e:
         raise AcaiError(f"classifier '{path}' is unreadable ({e}); train it again") from None
-
-
-def feature_extractor(path: str | Path, *, policy: str = "float32") -> keras.Model:
-    """A classifier's ReLU activations as one frozen model, for a feature reconstruction loss.
-
-    Args:
-      path: a `classifier.keras` from `train`.
-      policy: the Keras dtype policy it computes under; the training step's own (under
-        mixed_bfloat16 its convolutions run in bfloat16, as the autoencoder's do).
-
-    Returns:
-      `activations` of the classifier in the file.
-    """
-    model, _ = _load(path)
-    if not any(isinstance(layer, layers.ReLU) for layer in model.layers):
-        raise AcaiError(f"classifier '{path}' has no ReLU layers to compare; train it again")
-    return activations(in_policy(model, policy))
-
-
-def in_policy(model: keras.Model, policy: str) -> keras.Model:
-    """The same functional network and weights computing under the Keras dtype policy `policy`
-    (its variables stay float32); `model` itself when it already does."""
-    computing = [layer for layer in model.layers if not isinstance(layer, layers.InputLayer)]
-    if all(layer.dtype_policy.name == policy for layer in computing):
-        return model
-
-    def rebuild(layer):
-        return layer.__class__.from_config({**layer.get_config(), "dtype": policy})
-
-    copy = keras.models.clone_model(model, clone_function=rebuild)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
-def activations(model: keras.Model) -> keras.Model:
-    """A non-trainable model: images in [-1, 1] (B, H, W, C) -> the list of `model`'s ReLU
-    activation maps, from the first layer to the last."""
-    outputs = [layer.output for layer in model.layers if isinstance(layer, layers.ReLU)]
-    extractor = keras.Model(model.inputs, outputs, name="features")
-    extractor.trainable = False
-    return extractor
 
 
 def architecture_of(info: dict | str | Path) -> str:
@@ -317,7 +276,7 @@ class Classifier:
     """A trained classifier with its class names: `probabilities(uint8 images)`."""
 
     def __init__(self, path: str | Path = DEFAULT_PATH):
-        self.model, self.info = _load(path)
+        self.model, self.info = load(path)
         self.path = Path(path)
         self.sha256 = sha256_file(path)
         self.architecture = architecture_of(self.info)

@@ -402,8 +402,10 @@ def train_dataset(
     batch: int,
     seed: int,
     shard: tuple[int, int] = (1, 0),
+    per_image: tuple = (),
 ):
-    """Endless shuffled batches of (images in [-1, 1], labels), prefetched.
+    """Endless shuffled batches of (images in [-1, 1], labels), prefetched; with `per_image`,
+    (images, labels, the same rows of each of those arrays).
 
     Args:
       images, labels: the training split.
@@ -411,24 +413,27 @@ def train_dataset(
       seed: seeds the shuffling.
       shard: (count, index): this reader takes every count-th image from index on, so that
         several workers read disjoint parts of the data.
+      per_image: arrays of a row per image (`acai.features.precomputed_features`).
     """
     import tensorflow as tf
 
     count, index = shard
     if len(images) // count < batch:
         raise DataError(f"only {len(images)} training images for a batch of {batch}; lower batch")
-    images = tf.constant(images)
-    labels = tf.constant(labels)
+    images, labels = tf.constant(images), tf.constant(labels)
+    per_image = tuple(tf.constant(rows) for rows in per_image)
+
+    def pick(i):
+        found = (to_float(tf.gather(images, i)), tf.gather(labels, i))
+        return found + (tuple(tf.gather(rows, i) for rows in per_image),) if per_image else found
+
     return (
         tf.data.Dataset.range(len(images))
         .shard(count, index)
         .shuffle(len(images) // count + 1, seed=seed, reshuffle_each_iteration=True)
         .repeat()
         .batch(batch, drop_remainder=True)
-        .map(
-            lambda i: (to_float(tf.gather(images, i)), tf.gather(labels, i)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+        .map(pick, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
 

@@ -283,7 +283,7 @@ class ACAI(keras.Model):
         return fold_alpha(keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator))
 
     def train_step(self, data):
-        x, labels = data
+        x, labels, *known = data  # known: the photos' feature maps, when the data brings them
         alpha = self.draw_alpha(x)  # (B, 1, 1, 1)
         # Gradients from each replica are summed, so each replica's loss is scaled down.
         share = 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
@@ -299,9 +299,9 @@ class ACAI(keras.Model):
             losses = {"loss_ae": mse, "loss_ae_critic": fool}
             if self._feature_loss is not None:
                 extractor, weight = self._feature_loss.extractor, self._feature_loss.weight
-                decoded = ops.cast(x_hat, "float32")  # the extractor runs in float32
                 losses["loss_ae_features"] = feature_distance(
-                    extractor(x, training=False), extractor(decoded, training=False)
+                    known[0] if known else extractor(x, training=False),
+                    extractor(x_hat, training=False),
                 )
                 ae_total = ae_total + weight * losses["loss_ae_features"]
             critic_total, _, real = critic_loss(
@@ -400,7 +400,7 @@ def build(
       jit: compile the train step with XLA.
       steps_per_execution: training steps per call into the compiled function.
       feature_extractor: for training with `config.perceptual` on: the frozen activations of
-        `config.perceptual_model` (`acai.classifier.feature_extractor`); models for inference
+        `config.perceptual_model` (`acai.features.feature_extractor`); models for inference
         need none.
 
     Returns:

@@ -14,9 +14,9 @@ import numpy as np
 import tensorflow as tf
 
 from acai import callbacks as cb
-from acai import classifier as classifier_lib
 from acai import data as data_lib
 from acai import devices, files, loop
+from acai import features as features_lib
 from acai import model as model_lib
 from acai import run as run_lib
 from acai.config import Config
@@ -159,7 +159,7 @@ def _build_and_restore(config, workdir: Path, out: Path, data, strategy, precisi
             precision=precision,
             jit=jit,
             feature_extractor=(
-                classifier_lib.feature_extractor(config.perceptual_model, policy=precision)
+                features_lib.feature_extractor(config.perceptual_model, policy=precision)
                 if config.perceptual
                 else None
             ),
@@ -186,6 +186,11 @@ def _fit(model, saver, config, out, data, strategy, *, step, precision, jit, sig
         devices.resolve_steps_per_execution(config.steps_per_execution),
     )
 
+    # the feature loss's maps of the photos, computed once (None: too many photos to keep)
+    known = model.feature_extractor and features_lib.precomputed_features(
+        model.feature_extractor, data.train_images
+    )
+
     def shard(context: tf.distribute.InputContext):  # this worker's part of the data
         return data_lib.train_dataset(
             data.train_images,
@@ -193,6 +198,7 @@ def _fit(model, saver, config, out, data, strategy, *, step, precision, jit, sig
             batch=context.get_per_replica_batch_size(config.batch),
             seed=config.seed + step,
             shard=(context.num_input_pipelines, context.input_pipeline_id),
+            per_image=known or (),
         )
 
     # Fixed random subsets: image folders list the test set class by class.

@@ -1,10 +1,7 @@
-import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from acai import classifier as classifier_lib
-from acai import losses
 
 
 def test_augment_crops_from_the_reflected_padding_and_sometimes_mirrors():
@@ -50,28 +47,3 @@ def test_the_judges_resnet_is_another_family_than_the_feature_networks():
     assert "MaxPooling2D" not in kinds
     assert "Add" not in {type(layer).__name__ for layer in plain.layers}
     assert resnet.get_layer("logits").input.shape[-1] == classifier_lib.WIDTHS[-1]
-
-
-def test_the_feature_network_in_bfloat16_keeps_its_weights_features_and_gradients():
-    keras.utils.set_random_seed(3)
-    model = classifier_lib.build(10)
-    fast = classifier_lib.in_policy(model, "mixed_bfloat16")
-    assert classifier_lib.in_policy(model, "float32") is model
-    assert fast.get_layer("stem").dtype_policy.name == "mixed_bfloat16"
-    for w0, w1 in zip(model.weights, fast.weights):
-        np.testing.assert_array_equal(w0.numpy(), w1.numpy())
-    rng = np.random.default_rng(3)
-    x = tf.constant(rng.uniform(-1, 1, (5, 32, 32, 3)), tf.float32)  # an odd batch
-    y = tf.constant(rng.uniform(-1, 1, (5, 32, 32, 3)), tf.float32)
-    found = []
-    for net in (model, fast):
-        extractor = classifier_lib.activations(net)
-        with tf.GradientTape() as tape:
-            tape.watch(y)
-            loss = losses.feature_distance(extractor(x), extractor(y))
-        found.append((float(loss), tape.gradient(loss, y).numpy()))
-    (loss32, grad32), (loss16, grad16) = found
-    assert loss32 > 0 and loss16 == pytest.approx(loss32, rel=2e-2)
-    cosine = (grad32 * grad16).sum() / np.linalg.norm(grad32) / np.linalg.norm(grad16)
-    norm16, norm32 = np.linalg.norm(grad16), np.linalg.norm(grad32)
-    assert cosine > 0.99 and norm16 == pytest.approx(norm32, rel=5e-2)

@@ -162,6 +162,18 @@ def test_train_dataset_batches_shuffled_scaled_images():
         data_lib.train_dataset(images, labels, batch=64, seed=0)
 
 
+def test_train_dataset_hands_each_images_own_rows_of_the_per_image_arrays():
+    images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1)
+    labels = np.arange(10, dtype=np.int32)
+    maps = (np.arange(10, dtype=np.float32) * 10, np.arange(20, dtype=np.float32).reshape(10, 2))
+    batches = iter(data_lib.train_dataset(images, labels, batch=4, seed=1, per_image=maps))
+    for _ in range(5):  # across epochs: reshuffled, still aligned
+        x, y, (first, second) = next(batches)
+        np.testing.assert_array_equal(first.numpy(), y.numpy() * 10)
+        np.testing.assert_array_equal(second.numpy(), maps[1][y.numpy()])
+        np.testing.assert_allclose(x.numpy()[:, 0, 0, 0], y.numpy() / 127.5 - 1, rtol=1e-6)
+
+
 def test_write_image_tree_helper_is_deterministic(tmp_path):
     a = data_lib.load(str(write_image_tree(tmp_path / "a")))
     b = data_lib.load(str(write_image_tree(tmp_path / "b")))

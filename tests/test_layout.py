@@ -16,6 +16,7 @@ FLOW = (
     "lines",
     "data",
     "classifier",
+    "features",
     "networks",
     "losses",
     "model",

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from acai import features as features_lib
 from acai import model as model_lib
 from acai import networks
 from acai.model import ACAI
@@ -246,6 +247,31 @@ def _extractor():
     extractor = keras.Model(x, [h1, h2])
     extractor.trainable = False
     return extractor
+
+
+def test_the_photos_features_from_the_data_give_the_step_it_computes_itself():
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)  # an odd batch
+    x, y = tf.constant(images.astype(np.float32) / 127.5 - 1), np.zeros(5, np.int32)
+    extractor = _extractor()
+    known = features_lib.precomputed_features(extractor, images)
+    assert [k.shape for k in known] == [(5, 32, 32, 4), (5, 16, 16, 4)]
+    assert features_lib.precomputed_features(extractor, images, limit_bytes=1000) is None
+    found = []
+    zeros = tuple(tf.zeros(k.shape) for k in known)  # to show the step reads what it is given
+    for data in ((x, y), (x, y, tuple(tf.constant(k) for k in known)), (x, y, zeros)):
+        keras.utils.set_random_seed(0)  # the same networks and alpha both times
+        model = tiny_model()
+        model.use_feature_loss(extractor, 1.0)
+        logs = model.train_step(data)
+        found.append((logs, [w.numpy() for w in model.trainable_weights]))
+    (logs0, weights0), (logs1, weights1), (other, _) = found
+    assert float(logs0["loss_ae_features"]) > 0
+    assert float(other["loss_ae_features"]) != pytest.approx(float(logs0["loss_ae_features"]))
+    for name in ("loss_ae", "loss_ae_features", "loss_critic"):
+        assert float(logs1[name]) == pytest.approx(float(logs0[name]), rel=1e-5)
+    for w0, w1 in zip(weights0, weights1):
+        np.testing.assert_allclose(w1, w0, rtol=1e-4, atol=1e-6)
 
 
 def test_feature_loss_trains_the_autoencoder_and_leaves_the_extractor_alone():
