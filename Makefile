@@ -59,7 +59,7 @@ demo: $(INSTALLED)  ## a page for making pegasi by hand: make demo [WORKDIR=...]
 pretrained: $(INSTALLED)  ## retrain and re-export the shipped model: make pretrained DATA=path/to/cifar10
 	$(BIN)/acai provenance --data $(DATA)
 	test -f runs/perceptual/classifier.keras || $(BIN)/acai classifier --data $(DATA) --seed 1 \
-		--epochs 4 --out runs/perceptual/classifier.keras
+		--epochs 4 --validation 500 --out runs/perceptual/classifier.keras
 	$(BIN)/acai train --config experiments/pegasus.py --data $(DATA) --workdir runs/pretrained $(ARGS)
 	$(BIN)/acai export runs/pretrained --out acai/pretrained/pegasus --overwrite
 
