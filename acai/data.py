@@ -421,7 +421,7 @@ def train_dataset(
     if len(images) // count < batch:
         raise DataError(f"only {len(images)} training images for a batch of {batch}; lower batch")
     images, labels = tf.constant(images), tf.constant(labels)
-    per_image = tuple(tf.constant(rows) for rows in per_image)
+    per_image = tuple(tf.constant(rows) for rows in per_image)  # tensors stay as they are
 
     def pick(i):
         found = (to_float(tf.gather(images, i)), tf.gather(labels, i))

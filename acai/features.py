@@ -158,7 +158,7 @@ def _folded(conv, *rest):
 
 def precomputed_features(
     extractor: keras.Model, images: np.ndarray, *, limit_bytes: int = FEATURE_CACHE_BYTES
-) -> tuple[np.ndarray, ...] | None:
+) -> tuple | None:
     """The frozen `extractor`'s activation maps of every image, computed once, for a training
     pipeline to hand the feature loss with each batch (`acai.data.train_dataset`'s
     `per_image`): training does not augment, so a photo's features never change, and the step
@@ -170,8 +170,9 @@ def precomputed_features(
       limit_bytes: the most memory the maps may take; more returns None.
 
     Returns:
-      One array per map, (N, ...) in the extractor's compute dtype, or None when they would
-      take more than `limit_bytes` (the step then computes them itself).
+      One tensor per map, (N, ...) in the extractor's compute dtype (tensors, so that the
+      pipeline keeps them without a second copy), or None when they would take more than
+      `limit_bytes` (the step then computes them itself).
     """
     import tensorflow as tf
 
@@ -180,11 +181,8 @@ def precomputed_features(
     if per_image * len(images) > limit_bytes:
         return None
     run = tf.function(lambda x: extractor(x, training=False))
-    chunks = [
-        [a.numpy() for a in run(to_float(images[at : at + 256]))]
-        for at in range(0, len(images), 256)
-    ]
-    return tuple(np.concatenate(maps) for maps in zip(*chunks))
+    chunks = [run(to_float(images[at : at + 256])) for at in range(0, len(images), 256)]
+    return tuple(tf.concat(maps, axis=0) for maps in zip(*chunks))
 
 
 def activations(model: keras.Model) -> keras.Model:
