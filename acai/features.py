@@ -76,10 +76,10 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
     h = inputs = keras.Input(model.inputs[0].shape[1:])
     at = 0
     while at < len(chain):
-        taken = _conv_pool_bn(chain[at:])
-        if taken:
-            h = _folded(*taken)(h)
-            at += len(taken)
+        conv, pool, norm = _conv_pool_bn(chain[at:])
+        if norm is not None:
+            h = _folded(conv, pool, norm)(h)
+            at += 3 if pool else 2
         else:  # a copy, so that its `output` is the one in this graph
             copy = chain[at].__class__.from_config(chain[at].get_config())
             h = copy(h)
@@ -116,22 +116,22 @@ _CHAIN_LAYERS = (
 
 def _conv_pool_bn(rest: list) -> tuple:
     """(convolution, max-pool or None, batch normalisation) when `rest` starts with a linear
-    convolution, an optional max-pool and a channels-last batch normalisation; else ()."""
+    convolution, an optional max-pool and a channels-last batch normalisation; else (None,
+    None, None)."""
     conv, pool = rest[0], None
     if not isinstance(conv, layers.Conv2D) or conv.get_config()["activation"] != "linear":
-        return ()
+        return None, None, None
     if len(rest) > 1 and isinstance(rest[1], layers.MaxPooling2D):
         pool = rest[1]
     after = rest[2 if pool else 1 :]
     norm = after[0] if after else None
     if not isinstance(norm, layers.BatchNormalization) or norm.axis not in (-1, 3):
-        return ()
-    return (conv, pool, norm) if pool else (conv, norm)
+        return None, None, None
+    return conv, pool, norm
 
 
-def _folded(conv, *rest):
-    """The callable replacing a convolution, optional max-pool and batch normalisation."""
-    pool, norm = rest if len(rest) == 2 else (None, rest[0])
+def _folded(conv, pool, norm):
+    """The callable replacing a convolution, a max-pool (or None) and a batch normalisation."""
     width = conv.filters
     scale = np.ones(width) if norm.gamma is None else norm.gamma.numpy()
     scale = scale / np.sqrt(norm.moving_variance.numpy() + norm.epsilon)
