@@ -114,7 +114,7 @@ def realism_losses(real_logits, fake_logits, kind: str = "nonsaturating"):
     return real_term + fake_term, ops.mean(ops.softplus(-fake_logits))
 
 
-def r1_penalty(score, images):
+def r1_penalty(score, images, *, scale=1.0):
     """The R1 penalty (Mescheder et al., 2018): the mean over images of the squared norm of
     the gradient of `score` (a discriminator) with respect to each real image.
 
@@ -124,16 +124,19 @@ def r1_penalty(score, images):
     Args:
       score: a function (B, H, W, C) -> (B, 1), the discriminator's logits.
       images: real images (B, H, W, C), float32.
+      scale: the inner gradient is taken of the logits times `scale` and divided by it
+        afterwards, as a loss scale does, so that float16 layers do not flush it to zero.
 
     Returns:
       (the penalty, a scalar; the logits score(images), (B, 1)).
     """
     images = tf.convert_to_tensor(images)
+    scale = ops.cast(scale, "float32")
     with tf.GradientTape() as tape:
         tape.watch(images)
         logits = score(images)
-        total = ops.sum(ops.cast(logits, "float32"))
-    grads = tape.gradient(total, images)
+        total = ops.sum(ops.cast(logits, "float32")) * scale
+    grads = ops.cast(tape.gradient(total, images), "float32") / scale
     return ops.mean(ops.sum(ops.square(grads), axis=(1, 2, 3))), logits
 
 

@@ -335,6 +335,22 @@ def test_r1_penalty_is_the_squared_input_gradient_and_differentiable_again():
     np.testing.assert_allclose(tape.gradient(penalty, w).numpy(), 8.0 * w.numpy(), rtol=1e-5)
 
 
+def test_r1_penalty_under_a_loss_scale_keeps_a_float16_input_gradient():
+    # Two float16 factors of 1e-4: the input gradient, 1e-8, is below float16's smallest
+    # number, so unscaled it flushes to zero; scaled by 2**15 it survives and is divided back.
+    x = tf.ones((2, 4, 4, 1), tf.float32)
+    small = tf.constant(1e-4, tf.float16)
+
+    def score(images):
+        return tf.reduce_sum(small * (small * tf.cast(images, tf.float16)), axis=(1, 2, 3))[:, None]
+
+    flushed, _ = model_lib.r1_penalty(score, x)
+    kept, logits = model_lib.r1_penalty(score, x, scale=2.0**15)
+    assert float(flushed) == 0.0
+    assert float(kept) == pytest.approx(16 * float(small) ** 4, rel=2e-2)  # 16 pixels of (1e-8)^2
+    assert logits.dtype == tf.float16
+
+
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
 def test_r1_through_our_layers_matches_keras_layers(precision):
     # The gradient of a gradient passes through our LeakyReLU's and Conv2D's custom gradients.
@@ -399,6 +415,22 @@ def test_an_r1_hinge_discriminator_with_its_own_adam_trains():
     assert float(logs["loss_disc_r1"]) > 0 and np.isfinite(float(logs["loss_disc"]))
     again = ACAI.from_config(model.get_config())  # the discriminator's settings round-trip
     assert (again.disc_loss, again.disc_r1, again.disc_depth) == ("hinge", 1.0, 8)
+
+
+def test_an_r1_discriminator_steps_under_mixed_float16_loss_scaling():
+    from acai.config import Config
+
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    config = Config(depth=4, latent=4, discweight=1.0, disc_loss="hinge", disc_r1=1.0)
+    model = model_lib.build(
+        config.replace(disc_depth=4),
+        image_shape=(32, 32, 3),
+        num_classes=10,
+        precision="mixed_float16",
+    )
+    assert isinstance(model.disc_optimizer, keras.optimizers.LossScaleOptimizer)
+    logs = model.train_step((x, np.zeros(4, np.int32)))
+    assert float(logs["loss_disc_r1"]) > 0 and np.isfinite(float(logs["loss_disc_r1"]))
 
 
 def test_compile_wants_a_disc_optimizer_exactly_when_there_is_a_discriminator():
