@@ -5,8 +5,8 @@ copy its input and its interpolants have to be made, not cross-faded. Needs the 
 loss's classifier first: acai classifier --data ... --seed 1 --epochs 4 --validation 500 --out
 runs/perceptual/classifier.keras (a second classifier, of the plain family, so that no judge
 that scores pegasi is the network the decoder was trained against, and one that has not seen
-the validation photos). About 30 minutes on a 2-core CPU with native bfloat16 (AVX-512 BF16 or
-AMX; docs/judges.md, "Feature-loss weight 1.0"). Its plain twin: --set advweight=0.
+the validation photos). About 20 minutes on a 2-core CPU with AVX-512 BF16 and AMX, about 28
+without AMX (docs/judges.md, "Advweight 1.0"). Its plain twin: --set advweight=0.
 """
 
 from acai import Config
@@ -27,6 +27,6 @@ def get_config() -> Config:
         lr=3e-4,  # 3x the paper's rate: the budget is about 6% of the paper's images
         total_kimg=1024,  # 384 kimg left its slerp interpolants less realistic than a cross-fade
         ema=0.999,  # sample from the weights' average over about the last 64 kimg
-        advweight=0.5,  # the paper's; 1.0 cost reconstructions and did not help the midpoints
+        advweight=1.0,  # 0.5 (the paper's) left the midpoints less often read as both animals
         epoch_kimg=16,
     )
