@@ -5,7 +5,7 @@ copy its input and its interpolants have to be made, not cross-faded. Needs the 
 loss's classifier first: acai classifier --data ... --seed 1 --epochs 4 --validation 500 --out
 runs/perceptual/classifier.keras (a second classifier, of the plain family, so that no judge
 that scores pegasi is the network the decoder was trained against, and one that has not seen
-the validation photos). About 20 minutes on a 2-core CPU with AVX-512 BF16 and AMX, about 28
+the validation photos). About 20 minutes on a 2-core CPU with AVX-512 BF16 and AMX, about 32
 without AMX (docs/judges.md, "Advweight 1.0"). Its plain twin: --set advweight=0.
 """
 
