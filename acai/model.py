@@ -336,15 +336,16 @@ class ACAI(keras.Model):
         penalty on the photos. Records them in `losses`."""
         score = lambda images: self.discriminator(images, training=True)  # noqa: E731
         fakes = ops.concatenate([x_hat, x_mix], axis=0)  # (2B, H, W, C)
-        if not self.disc_r1:
-            disc_total, fool = realism_losses(score(x), score(fakes), kind=self.disc_loss)
-            losses.update(loss_ae_disc=fool, loss_disc=disc_total)
-            return disc_total, fool
-        # Under mixed_float16 the inner gradient takes the discriminator's loss scale.
-        loss_scale = self.disc_optimizer.scale_loss(ops.ones((), "float32"))
-        r1, real_logits = r1_penalty(score, x, scale=loss_scale)
+        r1 = 0.0
+        if self.disc_r1:
+            # Under mixed_float16 the inner gradient takes the discriminator's loss scale.
+            loss_scale = self.disc_optimizer.scale_loss(ops.ones((), "float32"))
+            r1, real_logits = r1_penalty(score, x, scale=loss_scale)
+            losses["loss_disc_r1"] = r1
+        else:
+            real_logits = score(x)
         disc_total, fool = realism_losses(real_logits, score(fakes), kind=self.disc_loss)
-        losses.update(loss_ae_disc=fool, loss_disc=disc_total, loss_disc_r1=r1)
+        losses.update(loss_ae_disc=fool, loss_disc=disc_total)
         return disc_total + 0.5 * self.disc_r1 * r1, fool
 
     def _averaged(self):
