@@ -35,6 +35,8 @@ def test_an_old_run_and_its_export_decode_the_strips_they_did(folder, strips):
 
 def test_the_shipped_model_decodes_the_strip_it_did(strips):
     run = run_lib.open(None)
-    now = decoded(run, strips["pretrained_horse"][None], strips["pretrained_bird"][None], strips["t"])
+    now = decoded(
+        run, strips["pretrained_horse"][None], strips["pretrained_bird"][None], strips["t"]
+    )
     for path in ("lerp", "slerp"):
         np.testing.assert_allclose(now[path], strips[f"pretrained_{path}"], atol=1e-5)
