@@ -10,9 +10,9 @@ import sys
 import traceback
 
 from acai import __version__, native_logs
-from acai import config as config_lib
-from acai.config import PEGASI_CANDIDATES, PEGASI_T
+from acai.core import config as config_lib
 from acai.errors import AcaiError
+from acai.pegasi.settings import PEGASI_CANDIDATES, PEGASI_T, check_t_steps
 
 DEFAULT_CLASSIFIER = os.path.join("runs", "classifier", "classifier.keras")
 
@@ -27,7 +27,7 @@ def _config(args) -> config_lib.Config:
 
 def cmd_train(args) -> int:
     config = _config(args)  # bad settings fail here, before data or WORKDIR are touched
-    from acai import trainer as train_lib
+    from acai.training import trainer as train_lib
 
     workdir = args.workdir or os.path.join("runs", _run_name(args.config))
     train_lib.train(config, workdir, verbose=args.verbose)
@@ -38,7 +38,7 @@ def cmd_bench(args) -> int:
     if args.steps < 1 or args.rounds < 1:
         raise AcaiError("--steps and --rounds must be at least 1")
     config = _config(args)
-    from acai import bench as bench_lib
+    from acai.bench import bench as bench_lib
 
     options = {"steps": args.steps, "rounds": args.rounds, "reference": args.reference}
     result = bench_lib.bench(config, profile=args.profile, **options)
@@ -52,7 +52,7 @@ def cmd_export(args) -> int:
     workdir = args.workdir_arg or args.workdir
     if not workdir:
         raise AcaiError("pass the run to export: acai export WORKDIR --out OUT")
-    from acai import export as export_lib
+    from acai.pegasi import export as export_lib
 
     result = export_lib.export(workdir, args.out, overwrite=args.overwrite)
     print(f"acai: exported step {result['step']} of {workdir} to {result['out']}")
@@ -62,7 +62,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_provenance(args) -> int:
-    from acai import export as export_lib
+    from acai.pegasi import export as export_lib
 
     lines, warning = export_lib.provenance(args.export, data=args.data)
     print(f"acai: {args.export or 'the shipped model'} was trained on:")
@@ -74,14 +74,22 @@ def cmd_provenance(args) -> int:
 
 
 def cmd_classifier(args) -> int:
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         raise AcaiError(f"--epochs must be at least 1, not {args.epochs}")
     if args.validation < 0:
         raise AcaiError(f"--validation must be 0 or more, not {args.validation}")
-    from acai import classifier as classifier_lib
+    from acai.training import classifier as classifier_lib
 
-    names = ("epochs", "seed", "validation", "architecture", "verbose")
-    info = classifier_lib.train(args.data, args.out, **{n: getattr(args, n) for n in names})
+    epochs = {} if args.epochs is None else {"epochs": args.epochs}
+    info = classifier_lib.train(
+        args.data,
+        args.out,
+        seed=args.seed,
+        validation=args.validation,
+        architecture=args.architecture,
+        verbose=args.verbose,
+        **epochs,
+    )
     print(
         f"acai: classifier test accuracy {100 * info['test_accuracy']:.1f}% on "
         f"{info['test_images']} images; wrote {args.out}"
@@ -90,8 +98,8 @@ def cmd_classifier(args) -> int:
 
 
 def cmd_interpolate(args) -> int:
-    config_lib.check_t_steps(args.t, args.steps)  # before TensorFlow loads: a quick refusal
-    from acai import pegasus
+    check_t_steps(args.t, args.steps)  # before TensorFlow loads: a quick refusal
+    from acai.pegasi import pegasus
 
     run, data, judge = pegasus.setup(args.workdir, args.classifier, data=args.data)
     import numpy as np
@@ -116,9 +124,9 @@ def cmd_interpolate(args) -> int:
 def cmd_pegasus(args) -> int:
     ts = _t_values(args.t)
     for t in ts:
-        config_lib.check_t_steps(t, 2)  # before TensorFlow loads: a quick refusal
-    from acai import pegasus
-    from acai.report import pegasi_text, realism_text
+        check_t_steps(t, 2)  # before TensorFlow loads: a quick refusal
+    from acai.pegasi import pegasus
+    from acai.pegasi.report import pegasi_text, realism_text
 
     run, data, judge = pegasus.setup(
         args.workdir, args.classifier, data=args.data, need_data=True, need_classifier=True
@@ -142,9 +150,9 @@ def cmd_pegasus(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from acai import evaluate as evaluate_lib
-    from acai import judge as judge_lib
-    from acai.report import realism_text
+    from acai.pegasi import evaluate as evaluate_lib
+    from acai.pegasi import judge as judge_lib
+    from acai.pegasi.report import realism_text
 
     judges = args.judges or [str(judge_lib.JUDGE_PATH), DEFAULT_CLASSIFIER]
     result = evaluate_lib.evaluate(
@@ -165,7 +173,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from acai import evaluate as evaluate_lib
+    from acai.pegasi import evaluate as evaluate_lib
 
     print(evaluate_lib.compare(args.workdirs, spread=args.spread))
     return 0
@@ -174,7 +182,7 @@ def cmd_compare(args) -> int:
 def cmd_demo(args) -> int:
     if not 0 <= args.port <= 65535:  # before TensorFlow loads: a quick refusal
         raise AcaiError(f"--port {args.port} is not a port; pass 1-65535, or 0 for any free one")
-    from acai import demo as demo_lib
+    from acai.pegasi import demo as demo_lib
 
     server = demo_lib.start(
         args.workdir, classifier=args.classifier, host=args.host, port=args.port
@@ -220,9 +228,6 @@ def _run_name(config_path: str | None) -> str:
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
-    )
     parser.add_argument("--config", help="an experiments/*.py file (default: the paper's settings)")
     parser.add_argument(
         "--set",
@@ -241,9 +246,17 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"acai {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # every command takes --debug after its name too: `acai train --debug` as `acai --debug train`
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = commands.add_parser("train", help="train or resume a run in WORKDIR")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return subparsers.add_parser(name, help=help, parents=[debug])
+
+    p = command("train", help="train or resume a run in WORKDIR")
     _add_config_args(p)
     p.add_argument("--data", help="'tfds', a CIFAR-10 archive, or an image folder (or its tar)")
     p.add_argument("--workdir", help="the run's folder (default: runs/<config name>)")
@@ -256,7 +269,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train)
 
-    p = commands.add_parser("bench", help="time training steps on synthetic data")
+    p = command("bench", help="time training steps on synthetic data")
     _add_config_args(p)
     p.add_argument("--steps", type=int, default=20, help="steps per timed round")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds of each way of stepping")
@@ -272,27 +285,25 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_bench)
 
-    p = commands.add_parser("export", help="a trained run as .keras files and a SavedModel")
+    p = command("export", help="a trained run as .keras files and a SavedModel")
     p.add_argument(
         "workdir_arg", nargs="?", metavar="WORKDIR", help=f"a trained run, an export, or {SHIPPED}"
     )
     p.add_argument("--workdir", help="the same, as an option")
     p.add_argument("--out", required=True, help="the export folder to create")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_export)
 
-    p = commands.add_parser("provenance", help="the data and networks an export was trained on")
+    p = command("provenance", help="the data and networks an export was trained on")
     p.add_argument("export", nargs="?", metavar="EXPORT", help="default: the shipped model")
     p.add_argument("--data", help="warn unless this is the data the export was trained on")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_provenance)
 
-    p = commands.add_parser("classifier", help="train the CIFAR-10 classifier that scores pegasi")
+    p = command("classifier", help="train the CIFAR-10 classifier that scores pegasi")
     p.add_argument("--data", default="tfds", help="as for train")
     p.add_argument("--out", default=DEFAULT_CLASSIFIER, help="where classifier.keras goes")
     p.add_argument(
-        "--epochs", type=int, default=config_lib.CLASSIFIER_EPOCHS, help="passes over the data"
+        "--epochs", type=int, help="passes over the data (default: about 85%% test accuracy)"
     )
     p.add_argument("--seed", type=int, default=0, help="seeds the weights and the augmentation")
     p.add_argument(
@@ -308,10 +319,9 @@ def make_parser() -> argparse.ArgumentParser:
         help="plain: the feature loss's family; resnet: the independent realism judge",
     )
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1)
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_classifier)
 
-    p = commands.add_parser("interpolate", help="a pegasus from one horse and one bird")
+    p = command("interpolate", help="a pegasus from one horse and one bird")
     _add_pegasus_args(p, out="out/pegasus", workdir=None)
     choices = "'sample' (a shipped photo), 'random', a test-set index, or an image file"
     p.add_argument("--horse", default="sample", help=choices)
@@ -320,7 +330,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--any-class", action="store_true", help="accept indices of any class")
     p.set_defaults(func=cmd_interpolate)
 
-    p = commands.add_parser("pegasus", help="a batch of pegasi and the best one")
+    p = command("pegasus", help="a batch of pegasi and the best one")
     _add_pegasus_args(
         p,
         out=None,
@@ -334,7 +344,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--white", action="store_true", help="prefer white pegasi")
     p.set_defaults(func=cmd_pegasus)
 
-    p = commands.add_parser("evaluate", help="metrics.json and report.html for a trained run")
+    p = command("evaluate", help="metrics.json and report.html for a trained run")
     p.add_argument("workdir", metavar="WORKDIR", help=f"a trained run, an export, or {SHIPPED}")
     p.add_argument("--data", help="the data source, if not the run's own (an export's: pass it)")
     p.add_argument(
@@ -358,10 +368,9 @@ def make_parser() -> argparse.ArgumentParser:
         help="score the test photos, or the validation photos the run held out (choose on "
         "validation, report on test)",
     )
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_evaluate)
 
-    p = commands.add_parser("demo", help="a local page for making pegasi by hand")
+    p = command("demo", help="a local page for making pegasi by hand")
     p.add_argument(
         "--workdir", help="a trained run or an export (default: the model shipped with acai)"
     )
@@ -370,17 +379,15 @@ def make_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="the address to listen on (default: this machine only)"
     )
     p.add_argument("--classifier", default=DEFAULT_CLASSIFIER, help="from acai classifier")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_demo)
 
-    p = commands.add_parser("compare", help="two or more runs' metrics side by side")
+    p = command("compare", help="two or more runs' metrics side by side")
     p.add_argument("workdirs", nargs="+", metavar="WORKDIR", help="trained runs")
     p.add_argument(
         "--spread",
         action="store_true",
         help="add each row's mean and range over the runs (seeds of one recipe)",
     )
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     p.set_defaults(func=cmd_compare)
     return parser
 
@@ -401,7 +408,6 @@ def _add_pegasus_args(
         p.add_argument("--t", type=float, default=0.5, help="0 is the horse, 1 the bird")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--classifier", default=DEFAULT_CLASSIFIER, help="from acai classifier")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-# replacing and write_json are re-exported for acai.classifier, which still imports them here
-from acai.files import replacing, write_atomic, write_json  # noqa: F401
+from acai.files import write_atomic
 
 # --- pixels ----------------------------------------------------------------------------------
 
@@ -28,20 +27,26 @@ def to_uint8(images):
     return tf.cast(tf.clip_by_value(pixels, 0, 255), tf.uint8)
 
 
-def in_batches(fn, *arrays, size: int = 256, axis: int = 0) -> np.ndarray:
-    """fn applied to `size` rows of the arrays at a time, its outputs joined along `axis`.
+def in_batches(fn, *arrays, size: int = 256, axis: int = 0, join=np.concatenate):
+    """fn applied to `size` rows of the arrays at a time, its outputs joined along `axis`: the
+    one chunked-batch helper.
 
     Args:
-      fn: takes one slice of each array, returns an array (or tensor).
+      fn: takes one slice of each array, returns an array or tensor, or a tuple or list of them.
       arrays: arrays of the same length.
       size: rows per call (bounds the memory one call needs).
       axis: where the outputs are joined (1 for outputs shaped (T, rows, ...)).
+      join: joins a list of pieces along `axis`: `np.concatenate` gives a NumPy array,
+        `tf.concat` keeps tensors as tensors.
+
+    Returns:
+      The joined output, or a tuple of them when `fn` returns several.
     """
     n = len(arrays[0])
-    outputs = [
-        np.asarray(fn(*(a[i : i + size] for a in arrays))) for i in range(0, max(n, 1), size)
-    ]
-    return np.concatenate(outputs, axis=axis)
+    outputs = [fn(*(a[i : i + size] for a in arrays)) for i in range(0, max(n, 1), size)]
+    if isinstance(outputs[0], tuple | list):
+        return tuple(join(list(pieces), axis=axis) for pieces in zip(*outputs))
+    return join(outputs, axis=axis)
 
 
 # --- pictures --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import acai
-from acai import config as config_lib
+from acai.core import config as config_lib
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args()
 
-    from acai.evaluate import lines_metrics  # TensorFlow loads here, after the arguments
+    from acai.pegasi.evaluate import lines_metrics  # TensorFlow loads here, after the arguments
 
     base = config_lib.apply_overrides(config_lib.load(args.config), args.set)
     workdir = Path(args.workdir)

@@ -16,7 +16,7 @@ import fixed_alpha  # noqa: E402  (beside this script)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from acai import data as data_lib  # noqa: E402
+from acai.training import data as data_lib  # noqa: E402
 
 STEPS, BATCH = 3, 8
 

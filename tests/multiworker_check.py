@@ -1,5 +1,5 @@
-"""Run as a script: three ACAI steps of `acai.loop` under MultiWorkerMirroredStrategy, or the
-same three steps on one device.
+"""Run as a script: three ACAI steps of `acai.training.loop` under MultiWorkerMirroredStrategy, or
+the same three steps on one device.
 
     python multiworker_check.py worker OUT.npz   # TF_CONFIG (set by the caller) names the workers
     python multiworker_check.py single OUT.npz   # one device, mix_groups=2
@@ -16,8 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from acai import data as data_lib
-from acai import loop
+from acai.training import data as data_lib
+from acai.training import loop
 
 STEPS, BATCH, WORKERS = 3, 8, 2
 

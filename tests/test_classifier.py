@@ -1,7 +1,7 @@
 import numpy as np
 import tensorflow as tf
 
-from acai import classifier as classifier_lib
+from acai.training import classifier as classifier_lib
 
 
 def test_augment_crops_from_the_reflected_padding_and_sometimes_mirrors():

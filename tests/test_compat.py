@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from acai import run as run_lib
-from acai.lines import draw_lines
+from acai.training import run as run_lib
+from acai.training.lines import draw_lines
 
 FIXTURES = Path(__file__).parent / "data" / "compat"
 
@@ -18,7 +18,7 @@ def strips():
 
 def decoded(run, start, end, t):
     return {
-        path: np.asarray(run.model.interpolate(start, end, t, spherical=path == "slerp"))[:, 0]
+        path: np.asarray(run.model.interpolate(start, end, t, path=path))[:, 0]
         for path in ("lerp", "slerp")
     }
 

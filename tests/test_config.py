@@ -1,7 +1,7 @@
 import pytest
 
 from acai import Config, ConfigError
-from acai import config as config_lib
+from acai.core import config as config_lib
 
 
 def test_defaults_are_the_papers_cifar10_settings():

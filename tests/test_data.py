@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from acai import DataError
-from acai import data as data_lib
+from acai.training import data as data_lib
 
 from .conftest import write_image_tree
 

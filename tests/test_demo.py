@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from acai import AcaiError, demo
-from acai import classifier as classifier_lib
-from acai import run as run_lib
+from acai import AcaiError
+from acai.core.model import lerp, slerp
 from acai.images import to_float, to_uint8
-from acai.model import lerp, slerp
+from acai.pegasi import demo
+from acai.training import classifier as classifier_lib
+from acai.training import run as run_lib
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +195,7 @@ def test_a_bad_pegasus_request_is_a_4xx_with_a_message(server, query, status, wo
         "/samples/..%2f..%2fsetup.cfg",
         "/%2e%2e/setup.cfg",
         "/%2e%2e/%2e%2e/etc/passwd",
-        "/../acai/demo.py",
+        "/../acai/pegasi/demo.py",
         "//etc/passwd",
         "/samples/horse_0.jpg/../../demo.py",
         "/samples/README.md",

@@ -8,9 +8,9 @@ import pytest
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from PIL import Image
 
-from acai.diagrams import _figure, _graph
-from acai.diagrams import matplotlib_png as diagram_png
-from acai.networks import critic, encoder
+from acai.core.networks import critic, encoder
+from acai.pegasi.diagrams import _figure, _graph
+from acai.pegasi.diagrams import matplotlib_png as diagram_png
 
 
 def _chain(n_dense: int) -> keras.Model:

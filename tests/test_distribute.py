@@ -82,7 +82,7 @@ def test_two_local_workers_match_one_device(tmp_path, monkeypatch):
 
 
 def test_xla_is_turned_off_for_several_replicas(caplog):
-    from acai import devices
+    from acai.training import devices
 
     one, two = SimpleNamespace(num_replicas_in_sync=1), SimpleNamespace(num_replicas_in_sync=2)
     assert devices.xla_for(one, True) is True and devices.xla_for(two, False) is False

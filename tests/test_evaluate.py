@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import acai
-from acai import data as data_lib
-from acai import diagrams, evaluate
 from acai.images import save_png
+from acai.pegasi import diagrams, evaluate
+from acai.training import data as data_lib
 
 from .conftest import run_side_by_side, strict_json
 
@@ -168,7 +168,7 @@ def test_commands_refuse_bad_input_in_one_line(tmp_path):
 
 
 def test_evaluate_accepts_the_shipped_model_and_an_export(image_tree, tmp_path):
-    from acai.run import PRETRAINED_MODEL
+    from acai.training.run import PRETRAINED_MODEL
 
     with pytest.raises(acai.AcaiError, match=r"file name \('cifar10-images.tar.gz'\).*--data"):
         evaluate.evaluate(PRETRAINED_MODEL, out=tmp_path / "nodata")

@@ -12,8 +12,8 @@ import tensorflow as tf
 
 import acai
 from acai import WorkdirError, cli
-from acai import export as export_lib
-from acai.model import ACAI, OPTIMIZERS
+from acai.core.model import ACAI, OPTIMIZERS
+from acai.pegasi import export as export_lib
 
 from .conftest import strict_json
 
@@ -319,7 +319,7 @@ def test_a_run_with_a_feature_loss_records_that_networks_hash(tmp_path):
 
 
 def test_the_shipped_model_and_an_export_export_again_unchanged(tmp_path):
-    from acai.run import PRETRAINED_MODEL
+    from acai.training.run import PRETRAINED_MODEL
 
     result = run_acai("export", "pretrained", "--out", str(tmp_path / "shipped"))
     assert result.returncode == 0, result.stderr

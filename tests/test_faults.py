@@ -7,15 +7,15 @@ import subprocess
 import sys
 import time
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import acai
-from acai import WorkdirError, trainer
-from acai import model as model_lib
-from acai import run as run_lib
+from acai import Config, WorkdirError
+from acai.core import model as model_lib
+from acai.training import run as run_lib
+from acai.training import trainer
 
 from .test_interrupt import latest_step, rerun, start
 
@@ -69,11 +69,10 @@ def test_a_non_finite_loss_stops_naming_the_step_and_the_good_checkpoint(trained
 
 
 def test_mixed_float16_skips_a_non_finite_step(poison):
-    model = model_lib.ACAI(
-        image_shape=(32, 32, 3), num_classes=2, depth=4, latent=4, scales=3, policy="mixed_float16"
+    config = Config(depth=4, latent=4, latent_width=4, lr=1e-3)
+    model = model_lib.build(
+        config, image_shape=(32, 32, 3), num_classes=2, precision="mixed_float16"
     )
-    model.compile(**{name: keras.optimizers.Adam(1e-3) for name in model_lib.OPTIMIZERS})
-    model.build_optimizers()
     x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
     y = np.zeros(4, np.int32)
     poison.assign(float("nan"))
@@ -113,7 +112,8 @@ def test_a_crashed_trainer_leaves_no_stuck_lock(image_tree, tmp_path):
             sys.executable,
             "-c",
             (
-                "import sys, time; from pathlib import Path; from acai import run as run_lib\n"
+                "import sys, time; from pathlib import Path\n"
+                "from acai.training import run as run_lib\n"
                 f"with run_lib.workdir_lock(Path({str(workdir)!r})):\n"
                 "    print('locked', flush=True); time.sleep(600)\n"
             ),

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from acai import classifier as classifier_lib
-from acai import features as features_lib
-from acai import losses
+from acai.core import losses
+from acai.training import classifier as classifier_lib
+from acai.training import features as features_lib
 
 
 def test_the_feature_network_in_bfloat16_keeps_its_weights_features_and_gradients():

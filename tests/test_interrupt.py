@@ -98,7 +98,7 @@ def test_kill_9_loses_at_most_one_epoch(image_tree, tmp_path):
 
 
 def test_a_signal_during_training_steps_is_raised_between_them():
-    from acai.trainer import Interrupted, _Signals
+    from acai.training.trainer import Interrupted, _Signals
 
     signals = _Signals()
     with pytest.raises(Interrupted):  # outside the steps: at once

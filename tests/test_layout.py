@@ -1,42 +1,38 @@
-"""The package's shape: data flows one way, and no module grows past a screenful of screens."""
+"""The package's shape: layers that import downwards only (docs/layout.md draws them)."""
 
 import ast
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "acai"
 
-# Each module may import only modules before it (docs/layout.md draws the same flow).
-FLOW = (
-    "errors",
-    "native_logs",
-    "config",
-    "files",
-    "images",
-    "metrics",
-    "lines",
-    "data",
-    "classifier",
-    "features",
-    "networks",
-    "losses",
-    "model",
-    "devices",
-    "run",
-    "callbacks",
-    "loop",
-    "trainer",
-    "judge",
-    "realism",
-    "diagrams",
-    "report",
-    "pegasus",
-    "export",
-    "evaluate",
-    "bench",
-    "demo",
-    "cli",
-)
-MAX_LINES = 450
+# Each layer and the layers below it that it may import; the files at the bottom are shared.
+LAYERS = {
+    "bottom": (),
+    "core": ("bottom",),
+    "training": ("bottom", "core"),
+    "pegasi": ("bottom", "core", "training"),
+    "bench": ("bottom", "core", "training"),
+    "cli": ("bottom", "core", "training", "pegasi", "bench"),
+}
+BOTTOM = {"errors", "files", "images", "native_logs"}
+
+
+def layer_of(module: str) -> str:
+    """'acai.training.run' -> 'training'; 'acai.errors' -> 'bottom'; 'acai.cli' -> 'cli'."""
+    parts = module.split(".")
+    if module == "acai":  # the face: it loads Config and the errors, the rest on first use
+        return "core"
+    if len(parts) > 2 or (len(parts) == 2 and parts[1] in LAYERS):
+        return parts[1]
+    return "bottom" if parts[1] in BOTTOM else parts[1]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def acai_imports(path: Path) -> set[str]:
@@ -44,50 +40,58 @@ def acai_imports(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "acai":
-                found |= {a.name for a in node.names if a.name in FLOW}
-            elif node.module.startswith("acai."):
-                found.add(node.module.split(".")[1])
+            if node.module.split(".")[0] != "acai":
+                continue
+            subpackage = (
+                node.module == "acai"
+                or node.module.count(".") == 1
+                and (node.module.split(".")[1] in LAYERS)
+            )
+            if subpackage:  # from acai.training import run: the module acai.training.run
+                found |= {f"{node.module}.{a.name}" for a in node.names}
+            else:
+                found.add(node.module)
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("acai.")}
-    return found
+            found |= {a.name for a in node.names if a.name.startswith("acai.")}
+    modules = {module_name(p) for p in PACKAGE.rglob("*.py")}
+    return {name if name in modules else name.rsplit(".", 1)[0] for name in found}
 
 
-def test_every_module_is_in_the_flow():
-    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
-    assert modules == set(FLOW)
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py") if p.stem != "__init__"}
 
 
-def test_no_import_runs_back_up_the_flow():
-    upward = [
-        f"{name} imports {other}"
-        for name in FLOW
-        for other in acai_imports(PACKAGE / f"{name}.py")
-        if other in FLOW and FLOW.index(other) >= FLOW.index(name)
-    ]
-    assert upward == []
+def test_every_module_sits_in_a_layer():
+    assert {layer_of(m) for m in MODULES} <= set(LAYERS)
 
 
-def test_no_module_is_over_450_lines():
-    long = {
-        p.name: n
-        for p in PACKAGE.glob("*.py")
-        if (n := len(p.read_text().splitlines())) > MAX_LINES
-    }
-    assert long == {}
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_imports_point_down_only(module):
+    layer = layer_of(module)
+    allowed = {layer, *LAYERS[layer]}
+    upward = {other for other in acai_imports(MODULES[module]) if layer_of(other) not in allowed}
+    assert upward == set(), f"{module} ({layer}) imports {upward}"
 
 
-# Drawing code and argument declarations read best in one piece.
-LONG_ALLOWED = {("cli", "make_parser"), ("diagrams", "_graph"), ("diagrams", "_figure")}
-MAX_FUNCTION_LINES = 80
+def test_no_modules_import_each_other_in_a_circle():
+    graph = {m: acai_imports(path) & set(MODULES) for m, path in MODULES.items()}
+    try:
+        tuple(TopologicalSorter(graph).static_order())
+    except CycleError as e:
+        pytest.fail(f"modules import each other in a circle: {e.args[1]}")
 
 
-def test_no_function_is_over_80_lines():
-    long = {
-        (path.stem, node.name): node.end_lineno - node.lineno + 1
-        for path in PACKAGE.glob("*.py")
-        for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
-    }
-    assert set(long) <= LONG_ALLOWED, long
+def test_the_paper_math_needs_no_network():
+    """The losses and the walks are pure functions of tensors: from Keras they take `ops` only,
+    and of acai the walks only."""
+    for name in ("losses", "walks"):
+        tree = ast.parse((PACKAGE / "core" / f"{name}.py").read_text())
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported |= {f"{node.module}.{alias.name}" for alias in node.names}
+        allowed = {"__future__.annotations", "keras.ops", "numpy", "tensorflow"}
+        assert {
+            m for m in imported if not m.startswith(("acai.core.walks.", "acai.core.config."))
+        } <= allowed, imported

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from acai import data as data_lib
-from acai import lines
+from acai.core.walks import crossfade
+from acai.training import data as data_lib
+from acai.training import lines
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,8 @@ def test_smoothness_is_zero_for_even_steps_and_high_for_a_jump():
 
 def test_undefined_smoothness_counts_as_zero_in_the_mean(reference):
     still = np.repeat(lines.draw_lines([1.0])[:, None], 16, axis=1)  # (1, 16, 32, 32, 1)
-    jump = lines.crossfade_walk(lines.draw_lines([1.0]), lines.draw_lines([2.5]))
+    t = np.linspace(0, 1, 16)
+    jump = crossfade(lines.draw_lines([1.0]), lines.draw_lines([2.5]), t).swapaxes(0, 1)
     scores = lines.line_scores(np.concatenate([still, jump]), reference)
     assert scores["undefined_smoothness"] == 0.5
     _, angles = lines.nearest_lines(jump[0], reference)
@@ -66,7 +68,7 @@ def test_undefined_smoothness_counts_as_zero_in_the_mean(reference):
 def test_exact_interpolation_scores_zero_and_a_cross_fade_clearly_worse(reference):
     pairs = lines.line_pairs(32, seed=1)
     exact = lines.exact_line_walk(pairs)
-    fade = lines.crossfade_walk(exact[:, 0], exact[:, -1])
+    fade = crossfade(exact[:, 0], exact[:, -1], np.linspace(0, 1, 16)).swapaxes(0, 1)
     good, bad = lines.line_scores(exact, reference), lines.line_scores(fade, reference)
     assert good["mean_distance"] < 1e-4 and good["smoothness"] < 0.02
     assert bad["mean_distance"] > 20 * good["mean_distance"]

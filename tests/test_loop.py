@@ -3,8 +3,8 @@
 import csv
 
 import acai
-from acai import loop
-from acai import run as run_lib
+from acai.training import loop
+from acai.training import run as run_lib
 
 
 def test_schedule_runs_exactly_the_steps_of_each_epoch():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from acai import metrics
+from acai.pegasi import metrics
 
 
 def test_clustering_accuracy_matches_clusters_to_labels_one_to_one():

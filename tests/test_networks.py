@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from acai import networks
+from acai.core import networks
 
 
 def count(model):

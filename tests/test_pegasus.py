@@ -7,12 +7,13 @@ import pytest
 from PIL import Image
 
 from acai import AcaiError
-from acai import classifier as classifier_lib
-from acai import data as data_lib
-from acai import judge as judge_lib
-from acai import pegasus as interp
-from acai import run as run_lib
 from acai.images import to_float
+from acai.pegasi import judge as judge_lib
+from acai.pegasi import pegasus as interp
+from acai.pegasi.realism import DISSOLVE_ROWS, SETS
+from acai.training import classifier as classifier_lib
+from acai.training import data as data_lib
+from acai.training import run as run_lib
 
 from .conftest import run_side_by_side, strict_json
 
@@ -210,14 +211,17 @@ def test_pegasi_keeps_each_pairs_best_t(pegasus_kit, tmp_path):
     saved = strict_json(tmp_path / "one" / "pegasi.json")
     assert saved["realism"]["pairs"] == 36
     assert {j["kind"] for j in saved["realism"]["judges"].values()} == {"kid", "swd"}
-    assert all(len(j["distance"]) == 6 for j in saved["realism"]["judges"].values())
+    assert all(len(j["distance"]) == len(SETS) for j in saved["realism"]["judges"].values())
+    index = saved["realism"]["dissolve_index"]
+    assert set(index) == set(DISSOLVE_ROWS)
+    assert index["unrelated"] < index["crossfade_reconstructions"]  # a blend reads as one
 
 
 def test_evaluate_reports_realism_under_each_judge_with_its_hash(trained, pegasus_kit, tmp_path):
     import hashlib
     import shutil
 
-    from acai import evaluate
+    from acai.pegasi import evaluate
 
     run_copy = shutil.copytree(trained[1], tmp_path / "run")
     result = evaluate.evaluate(run_copy, judges=[pegasus_kit[3]])
@@ -258,7 +262,7 @@ def test_a_judge_that_is_the_runs_feature_loss_is_refused(pegasus_kit, tmp_path)
 def test_validation_split_is_refused_for_a_run_without_one(trained, tmp_path):
     import shutil
 
-    from acai import evaluate
+    from acai.pegasi import evaluate
 
     run_copy = shutil.copytree(trained[1], tmp_path / "run")
     with pytest.raises(AcaiError, match="no validation split"):
@@ -344,7 +348,7 @@ def test_best_distinct_uses_each_photo_once_while_it_can():
 
 
 def test_realism_image_sets_are_built_from_the_same_pairs(pegasus_kit):
-    from acai import realism
+    from acai.pegasi import realism
 
     run, data, _, _ = pegasus_kit
     pairs = realism.draw_pairs(data, 8, np.random.default_rng(0))
@@ -366,7 +370,7 @@ def test_realism_image_sets_are_built_from_the_same_pairs(pegasus_kit):
 
 
 def test_realism_reports_every_set_and_two_draws_under_each_judge(pegasus_kit):
-    from acai import realism
+    from acai.pegasi import realism
 
     run, data, _, path = pegasus_kit
     classifier = classifier_lib.Classifier(path)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from acai import config as config_lib
-from acai import run as run_lib
+from acai.core import config as config_lib
+from acai.training import run as run_lib
 
 from .conftest import run_side_by_side, strict_json
 

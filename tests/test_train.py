@@ -7,10 +7,11 @@ import pytest
 import tensorflow as tf
 
 import acai
-from acai import WorkdirError, devices
-from acai import callbacks as cb
-from acai import model as model_lib
-from acai import run as run_lib
+from acai import WorkdirError
+from acai.core import model as model_lib
+from acai.training import callbacks as cb
+from acai.training import devices
+from acai.training import run as run_lib
 
 from .conftest import strict_json
 
@@ -139,7 +140,7 @@ def test_the_seed_fixes_the_first_weights_and_the_run(trained, tmp_path):
 
 
 def test_a_run_with_the_feature_loss_trains_and_loads_without_its_classifier(tiny_config, tmp_path):
-    from acai import classifier as classifier_lib
+    from acai.training import classifier as classifier_lib
 
     path = tmp_path / "judge" / "classifier.keras"
     classifier_lib.train(tiny_config.data, path, epochs=1, batch=8, verbose=0)
@@ -154,7 +155,7 @@ def test_a_run_with_the_feature_loss_trains_and_loads_without_its_classifier(tin
 
 
 def test_a_run_with_a_discriminator_trains_resumes_and_exports(tiny_config, tmp_path):
-    from acai import export as export_lib
+    from acai.pegasi import export as export_lib
 
     config = tiny_config.replace(discweight=0.05)
     acai.train(config.replace(total_kimg=32 / 1024), tmp_path / "run", verbose=0)
@@ -181,8 +182,8 @@ def test_a_missing_perceptual_model_is_refused_before_the_workdir_is_made(tiny_c
 
 
 def test_a_run_with_a_moving_average_trains_resumes_and_exports_the_average(tiny_config, tmp_path):
-    from acai import export as export_lib
     from acai.images import to_float
+    from acai.pegasi import export as export_lib
 
     config = tiny_config.replace(ema=0.9)
     acai.train(config.replace(total_kimg=32 / 1024), tmp_path / "run", verbose=0)

@@ -5,14 +5,14 @@ import keras
 import numpy as np
 import pytest
 
-from acai import data as data_lib
+from acai.training import data as data_lib
 from tests.fixed_alpha import FixedAlpha
 from tests.test_model import tiny_model
 
 STEPS, BATCH = 3, 8
 # 8x8 images and one scale: every kind of layer, in a fraction of the 32x32 networks' compile
 # time (XLA compiles slowly on a CPU).
-SHAPE = {"image_shape": (8, 8, 3), "scales": 1}
+SHAPE = {"image_shape": (8, 8, 3), "latent_width": 16}  # one 2x down-sampling level
 
 # The largest relative gap allowed between the two runs, for the logged losses and for the
 # weights' change over the run. float32: the two compilers order sums and fuse ops differently

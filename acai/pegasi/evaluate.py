@@ -9,15 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-from acai import data as data_lib
-from acai import judge as judge_lib
-from acai import lines, metrics, realism
-from acai import run as run_lib
+from acai.core.walks import PATHS, crossfade
 from acai.errors import AcaiError, WorkdirError
 from acai.files import write_atomic, write_json
 from acai.images import in_batches, to_float
-from acai.report import HIGHER_BETTER, LABELS, LOWER_BETTER, REALISM_LABELS, fmt, report_html
-from acai.run import Run, heldout_scores
+from acai.pegasi import judge as judge_lib
+from acai.pegasi import metrics, realism
+from acai.pegasi.report import HIGHER_BETTER, LABELS, LOWER_BETTER, REALISM_LABELS, fmt, report_html
+from acai.training import data as data_lib
+from acai.training import lines
+from acai.training import run as run_lib
+from acai.training.run import Run, heldout_scores
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,8 @@ def compute_metrics(
       run: a loaded run.
       data: its data; its test split is the one scored.
       seed: seeds the drawn images and pairs.
-      judges: `acai.realism` judges; with any, and horses and birds in the data, "realism"
-        holds `acai.realism.realism`'s figures under each.
+      judges: `acai.pegasi.realism` judges; with any, and horses and birds in the data, "realism"
+        holds `acai.pegasi.realism.realism`'s figures under each.
       split: the name of the scored split ("test" or "validation"), recorded.
 
     Returns:
@@ -74,11 +76,14 @@ def lines_metrics(run: Run, *, seed: int = 0) -> dict:
     ends = exact[:, 0], exact[:, -1]  # (I, 32, 32, 1) each
     t = np.linspace(0.0, 1.0, LINE_STEPS, dtype=np.float32)
     result = {}
-    for suffix, spherical in (("", False), ("_slerp", True)):
-        walks = np.asarray(run.model.interpolate(*ends, t, spherical=spherical))  # (T, I, ...)
-        scores = lines.line_scores(walks.swapaxes(0, 1), reference)
+    za, zb = run.model.encode(ends[0]), run.model.encode(ends[1])
+    for path in PATHS:  # every point decoded, the ends too, as the paper's code does
+        walks = np.asarray(run.model.decode_path(za, zb, t, path=path)).swapaxes(0, 1)
+        scores = lines.line_scores(walks, reference)  # walks: (I, T, H, W, 1)
+        suffix = "" if path == "lerp" else f"_{path}"  # the paper's figures are lerp's
         result.update({f"{k}{suffix}": v for k, v in scores.items()})
-    for name, walks in (("exact", exact), ("crossfade", lines.crossfade_walk(*ends, LINE_STEPS))):
+    fades = crossfade(*ends, t).swapaxes(0, 1)  # (I, T, ...)
+    for name, walks in (("exact", exact), ("crossfade", fades)):
         scores = lines.line_scores(walks, reference)
         result[f"{name}_mean_distance"] = scores["mean_distance"]
         result[f"{name}_smoothness"] = scores["smoothness"]
@@ -105,14 +110,14 @@ def evaluate(
 
     Args:
       workdir: a folder `acai train` or `acai export` wrote; None or "pretrained" for the
-        shipped model (see `acai.run.open`).
+        shipped model (see `acai.training.run.open`).
       data: the data source, if not the run's own (an export keeps only its file's name).
       out: where the two files go (default: a run's own folder; out/evaluate for an export or
         the shipped model).
       pegasi: a folder `acai pegasus` wrote, shown in the report (default: <workdir>/pegasi,
         if it exists).
       judges: classifier files (`acai classifier`) that judge horse-bird realism, each that
-        exists, beside the classifier-free `acai.judge.SwdJudge`, which judges always.
+        exists, beside the classifier-free `acai.pegasi.judge.SwdJudge`, which judges always.
       split: "test", or "validation": the run's `validation` photos, which recipe choices are
         made on.
 
@@ -134,7 +139,8 @@ def evaluate(
 
 def split_view(data: data_lib.ImageData, split: str, validation: int) -> data_lib.ImageData:
     """The data with `split` as its test split: "test" as it is, or "validation", the
-    `validation` training photos per class a run held out (`acai.data.carve_validation`)."""
+    `validation` training photos per class a run held out
+    (`acai.training.data.carve_validation`)."""
     if split == "test":
         return data
     if split != "validation":
@@ -148,7 +154,8 @@ def split_view(data: data_lib.ImageData, split: str, validation: int) -> data_li
 
 
 def load_data(run: Run, data: str | None = None) -> data_lib.ImageData:
-    """The data a run is measured on (`acai.run.data_source`), checked against its images."""
+    """The data a run is measured on (`acai.training.run.data_source`), checked against its
+    images."""
     source = run_lib.data_source(run, data)
     if source is None:
         raise AcaiError(
@@ -214,7 +221,10 @@ def compare(workdirs: list[str | Path], *, spread: bool = False) -> str:
         table.append((label, *cells, *extra))
     widths = [max(len(r[i]) for r in table if i < len(r)) for i in range(len(table[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in table]
-    lines.append("(* best; lower is better for RMSE, Mean Distance, Smoothness and distances)")
+    lines.append(
+        "(* best; lower is better for RMSE, Mean Distance, Smoothness, distances and the dissolve "
+        "index)"
+    )
     return "\n".join(lines)
 
 
@@ -233,10 +243,22 @@ def _realism_rows(columns: list[dict]) -> list[tuple]:
         shares = [e.get("horse_or_bird_share", {}).get("slerp") for e in entries]
         if all(v is not None for v in shares):
             rows.append((f"{judge}: slerp called horse or bird", shares, "{:.1%}".format, False))
+    indices = [c.get("realism", {}).get("dissolve_index", {}).get("slerp") for c in columns]
+    if all(v is not None for v in indices):
+        rows.append(("dissolve index, slerp midpoints", indices, "{:.3f}".format, True))
     return rows
 
 
 def summary(result: dict) -> str:
-    """The metrics as "label: value" lines, for the command line."""
+    """The metrics as "label: value" lines, for the command line; on lines32, the paper's
+    figures beside them."""
     keys = [k for k in (*LOWER_BETTER, *HIGHER_BETTER) if k in result]
-    return "\n".join(f"  {LABELS[k]}: {fmt(k, result[k])}" for k in keys)
+    out = [f"  {LABELS[k]}: {fmt(k, result[k])}" for k in keys]
+    if "mean_distance" in result:
+        out.append("  the paper's Table 1 (lerp, 2^24 training images):")
+        out += [
+            f"    {who}: Mean Distance {fmt('mean_distance', figures['mean_distance'])}, "
+            f"Smoothness {fmt('smoothness', figures['smoothness'])}"
+            for who, figures in lines.PAPER_FIGURES.items()
+        ]
+    return "\n".join(out)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from acai import data as data_lib
 from acai.errors import AcaiError
 from acai.files import sha256_file
 from acai.images import to_float, to_uint8
-from acai.metrics import kid, sq_distances, swd
-from acai.run import SAMPLES, Run
+from acai.pegasi.metrics import kid, sq_distances, swd
+from acai.training import data as data_lib
+from acai.training.run import SAMPLES, Run
 
 
 def sharpness(images: np.ndarray) -> np.ndarray:
@@ -90,7 +90,9 @@ class Judge:
     """Everything needed to score pegasi: the run's critic, a classifier, real photos."""
 
     run: Run | None  # None: score any images, without the critic's alpha
-    classifier: object | None  # acai.classifier.Classifier, or None to skip P(horse)/P(bird)
+    classifier: (
+        object | None
+    )  # acai.training.classifier.Classifier, or None to skip P(horse)/P(bird)
     train_images: np.ndarray | None  # None: no nearest-training-image search (it reads NaN)
     real_sharpness: float  # median over real test horses and birds (or the sample photos)
 
@@ -131,26 +133,23 @@ class Judge:
         return out
 
 
+def horse_and_bird(data: data_lib.ImageData, *, fix: str = "pass data with both") -> list[int]:
+    """The labels of the horses and of the birds in `data`: the one lookup of the two classes a
+    pegasus is made of; `fix` ends the error when one is missing."""
+    return data_lib.class_indices(data, ("horse", "bird"), fix=fix)
+
+
 def make_judge(run: Run, data: data_lib.ImageData | None, classifier=None) -> Judge:
     """Builds the scorer for a run; real-photo sharpness comes from its test horses and birds,
     or from the shipped sample photos when there are no data."""
     if data is None:
         real = np.stack([data_lib.decode_image(p) for p in sorted(SAMPLES.glob("*.jpg"))])
         return Judge(run, classifier, None, float(np.median(sharpness(real))))
-    real = data.test_images[
-        np.isin(data.test_labels, data_lib.class_indices(data, ("horse", "bird")))
-    ]
+    real = data.test_images[np.isin(data.test_labels, horse_and_bird(data))]
     return Judge(run, classifier, data.train_images, float(np.median(sharpness(real))))
 
 
 # --- the baseline and summaries --------------------------------------------------------------
-
-
-def crossfade(a, b, w) -> np.ndarray:
-    """The pixel cross-fade (1 - w) a + w b of two batches of images, uint8 or float in [-1, 1],
-    as float32 in [-1, 1]."""
-    a, b = (to_float(x) if np.asarray(x).dtype == np.uint8 else x for x in (a, b))
-    return np.asarray((1 - w) * np.asarray(a, np.float32) + w * np.asarray(b, np.float32))
 
 
 def horse_or_bird(classifier, probs: np.ndarray):
@@ -196,7 +195,7 @@ class ClassifierJudge:
     kind = "kid"
 
     def __init__(self, classifier, *, sibling: bool = False):
-        self.classifier = classifier  # an acai.classifier.Classifier
+        self.classifier = classifier  # an acai.training.classifier.Classifier
         self.sibling = sibling  # of a training loss's architecture: it flatters the model
         self.name = f"kid {classifier.path.parent.name}/{classifier.path.name}"
 
@@ -226,7 +225,7 @@ class ClassifierJudge:
 
 
 class SwdJudge:
-    """The classifier-free judge: `acai.metrics.swd` (x 1000, mean over pyramid levels)."""
+    """The classifier-free judge: `acai.pegasi.metrics.swd` (x 1000, mean over pyramid levels)."""
 
     kind = "swd"
     name = "swd"
@@ -259,7 +258,7 @@ def from_files(paths, *, feature_model: str | Path | None = None) -> list:
     Returns:
       The judges, each classifier judge once.
     """
-    from acai.classifier import Classifier, architecture_of
+    from acai.training.classifier import Classifier, architecture_of
 
     feature_hash = feature_family = None
     if feature_model and Path(feature_model).is_file():

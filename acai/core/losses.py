@@ -1,12 +1,12 @@
-"""The math of ACAI as small pure functions: mixing latents, the losses, lerp and slerp, the
-moving averages' decay. `acai.model` re-exports every name."""
+"""The math of ACAI's training step as small pure functions: mixing latents, the losses, the
+moving average's decay."""
 
 from __future__ import annotations
 
 import tensorflow as tf
 from keras import ops
 
-# --- the math, as small pure functions -------------------------------------------------------
+from acai.core.walks import lerp_rows, slerp_rows
 
 
 def fold_alpha(u):
@@ -32,14 +32,12 @@ def mix_latents(z, alpha, *, groups: int = 1, path: str = "lerp"):
         shape = ops.shape(z)
         grouped = ops.reshape(z, (groups, -1, *shape[1:]))  # (groups, B / groups, ...)
         partner = ops.reshape(ops.flip(grouped, axis=1), shape)
-    if path == "lerp":
-        return alpha * z + (1.0 - alpha) * partner
     shape = ops.shape(z)
-    flat = (shape[0], -1)
     t = ops.cast(ops.reshape(alpha, (-1, 1)), "float32")  # (B, 1)
-    a = ops.cast(ops.reshape(partner, flat), "float32")  # (B, D)
-    b = ops.cast(ops.reshape(z, flat), "float32")
-    return ops.cast(ops.reshape(_slerp_rows(a, b, t), shape), z.dtype)
+    a = ops.cast(ops.reshape(partner, (shape[0], -1)), "float32")  # (B, D)
+    b = ops.cast(ops.reshape(z, (shape[0], -1)), "float32")
+    rows = slerp_rows if path == "slerp" else lerp_rows
+    return ops.cast(ops.reshape(rows(a, b, t), shape), z.dtype)
 
 
 def autoencoder_loss(x, x_hat, critic_mix, *, advweight: float):
@@ -146,69 +144,6 @@ def ema_decay(decay, step):
     tf.train.ExponentialMovingAverage with num_updates)."""
     step = ops.cast(step, "float32")
     return ops.minimum(decay, (1.0 + step) / (10.0 + step))
-
-
-def lerp(a, b, t):
-    """Linear interpolation between latents, per example.
-
-    Args:
-      a, b: latents of any shape (B, ...).
-      t: a scalar, or a vector (T,) of positions in [0, 1].
-
-    Returns:
-      (B, ...) for a scalar t, (T, B, ...) for a vector t.
-    """
-    a, b, t, shape = _flat_pairs(a, b, t)
-    return ops.reshape((1.0 - t) * a + t * b, shape)
-
-
-def slerp(a, b, t, *, eps: float = 1e-6):
-    """Spherical interpolation between latents, per example (flattened), as in the paper.
-
-    slerp(a, b, t) = sin((1 - t) w) / sin(w) * a + sin(t w) / sin(w) * b, with w the angle
-    between a and b. Nearly parallel or antipodal pairs (sin(w) < eps) fall back to lerp;
-    zero vectors give finite results. t = 0 and t = 1 return a and b exactly.
-
-    Args:
-      a, b: latents of any shape (B, ...).
-      t: a scalar, or a vector (T,) of positions in [0, 1].
-      eps: the sin(w) below which lerp is used.
-
-    Returns:
-      (B, ...) for a scalar t, (T, B, ...) for a vector t.
-    """
-    a, b, t, shape = _flat_pairs(a, b, t)  # a, b: (1, B, D); t: (T, 1, 1)
-    return ops.reshape(_slerp_rows(a, b, t, eps=eps), shape)
-
-
-def _slerp_rows(a, b, t, *, eps: float = 1e-6):
-    """slerp along the last axis of a and b (..., D), t broadcastable to (..., 1).
-
-    Training differentiates this through the encoder, so no branch may produce an infinite
-    gradient, not even the one `where` discards: straight rows take arccos(0) in place of
-    arccos(+-1), and the norms a floor before their square roots.
-    """
-    dot = ops.sum(a * b, axis=-1, keepdims=True)
-    norms = ops.sqrt(ops.maximum(ops.sum(a * a, -1, keepdims=True), 1e-30)) * ops.sqrt(
-        ops.maximum(ops.sum(b * b, -1, keepdims=True), 1e-30)
-    )
-    cos = ops.clip(dot / norms, -1.0, 1.0)
-    straight = ops.stop_gradient(1.0 - cos * cos) < eps * eps  # sin(w) < eps: (nearly) parallel
-    omega = ops.arccos(ops.where(straight, 0.0, cos))  # (..., 1)
-    safe = ops.where(straight, 1.0, ops.sin(omega))
-    wa = ops.where(straight, 1.0 - t, ops.sin((1.0 - t) * omega) / safe)
-    wb = ops.where(straight, t, ops.sin(t * omega) / safe)
-    return wa * a + wb * b
-
-
-def _flat_pairs(a, b, t):
-    a = ops.convert_to_tensor(a, "float32")
-    b = ops.convert_to_tensor(b, "float32")
-    t = ops.convert_to_tensor(t, "float32")
-    batch_shape = tuple(ops.shape(a))
-    flat = (1, batch_shape[0], -1)
-    out = batch_shape if len(ops.shape(t)) == 0 else (ops.shape(t)[0], *batch_shape)
-    return ops.reshape(a, flat), ops.reshape(b, flat), ops.reshape(t, (-1, 1, 1)), out
 
 
 def rmse_255(mse):

@@ -16,21 +16,8 @@ IMAGE_SIZE = 32  # every data source here yields 32x32 images
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 JIT_CHOICES = ("auto", "on", "off")
 STRATEGIES = ("auto", "none", "mirrored", "multi_worker", "tpu")
-MIXES = ("lerp", "slerp")  # the latent path training mixes along
+PATHS = ("lerp", "slerp")  # the walks between two latents, by name, everywhere in acai
 DISC_LOSSES = ("nonsaturating", "hinge")  # the realism discriminator's GAN loss
-# Pegasus defaults, shared by the library and the command line.
-PEGASI_T = (0.3, 0.4, 0.5, 0.6, 0.7)  # a batch of pegasi: each pair keeps its best t of these
-PEGASI_CANDIDATES = 2048  # distinct horse-bird pairs ranked for a batch
-CLASSIFIER_EPOCHS = 12  # the judge's passes over CIFAR-10: about 85% test accuracy
-
-
-def check_t_steps(t: float, steps: int) -> None:
-    """Refuses a position off the horse-to-bird path, or a strip of fewer than 2 points; pure,
-    so the command checks its input before loading TensorFlow."""
-    if not 0.0 <= t <= 1.0:
-        raise ConfigError(f"T={t} is outside [0, 1]; 0 is the horse, 1 the bird, 0.5 halfway")
-    if steps < 2:
-        raise ConfigError(f"STEPS={steps} is too few; a strip needs at least 2 points (both ends)")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -41,7 +28,7 @@ class Config:
     data: str = "tfds"
     classes: tuple[str, ...] = ()  # empty: every class
     # Training images per class held out as a validation split, never trained on (the same
-    # photos in every run: `acai.data.carve_validation`); recipe choices are made on them.
+    # photos in every run: `acai.training.data.carve_validation`); recipe choices are made on them.
     validation: int = 0
     # Networks.
     depth: int = 64
@@ -125,7 +112,7 @@ class Config:
                 self.jit_compile in JIT_CHOICES,
                 f"must be one of {', '.join(JIT_CHOICES)}",
             ),
-            ("mix", self.mix in MIXES, f"must be one of {', '.join(MIXES)}"),
+            ("mix", self.mix in PATHS, f"must be one of {', '.join(PATHS)}"),
             (
                 "disc_loss",
                 self.disc_loss in DISC_LOSSES,

@@ -13,15 +13,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from acai import callbacks as cb
-from acai import data as data_lib
-from acai import devices, files, loop
-from acai import features as features_lib
-from acai import model as model_lib
-from acai import run as run_lib
-from acai.config import Config
+from acai import files
+from acai.core import model as model_lib
+from acai.core.config import Config
 from acai.errors import ConfigError, TrainingError, WorkdirError
 from acai.files import write_json
+from acai.training import callbacks as cb
+from acai.training import data as data_lib
+from acai.training import devices, loop
+from acai.training import features as features_lib
+from acai.training import run as run_lib
 
 log = logging.getLogger(__name__)
 
@@ -81,31 +82,25 @@ def train(config: Config, workdir: str | Path, *, verbose: int = 1) -> dict:
 def _train(config, workdir: Path, out: Path, data, strategy, *, verbose: int, signals) -> dict:
     """Trains with checkpoints restored from `workdir` and everything written to `out`;
     `signals` (a `_Signals`) turns the signals it was installed for into `Interrupted`."""
-    precision, jit = (
-        devices.resolve_precision(config.precision),
-        devices.resolve_jit(config.jit_compile),
-    )
-    jit = devices.xla_for(strategy, jit)
+    settings = devices.settings_for(config, strategy)
     write_json(out / "config.json", config.to_dict())
     write_json(
         out / "run.json",
         {
             "class_names": list(data.class_names),
             "image_shape": list(data.image_shape),
-            "precision": precision,
-            "jit_compile": jit,
+            "precision": settings.precision,
+            "jit_compile": settings.jit,
             "inputs": files.describe_inputs(config),
         },
     )
-    model, manager, restored = _build_and_restore(
-        config, workdir, out, data, strategy, precision, jit
-    )
+    model, manager, restored = _build_and_restore(config, workdir, out, data, strategy, settings)
     step = int(model.step.numpy())
     if verbose:
         classes = ",".join(data.class_names)
         print(
             f"acai: {len(data.train_images)} training images, classes {classes}; "
-            f"precision {precision}, XLA {'on' if jit else 'off'}, "
+            f"precision {settings.precision}, XLA {'on' if settings.jit else 'off'}, "
             f"{strategy.num_replicas_in_sync} replica(s)"
         )
         print(
@@ -123,8 +118,7 @@ def _train(config, workdir: Path, out: Path, data, strategy, *, verbose: int, si
             data,
             strategy,
             step=step,
-            precision=precision,
-            jit=jit,
+            settings=settings,
             signals=signals,
             verbose=verbose,
         )
@@ -143,7 +137,7 @@ def _train(config, workdir: Path, out: Path, data, strategy, *, verbose: int, si
     return results
 
 
-def _build_and_restore(config, workdir: Path, out: Path, data, strategy, precision, jit):
+def _build_and_restore(config, workdir: Path, out: Path, data, strategy, settings):
     """Builds the model under the strategy and restores the newest checkpoint (the chief's own,
     or the one in `workdir` for other workers).
 
@@ -156,10 +150,10 @@ def _build_and_restore(config, workdir: Path, out: Path, data, strategy, precisi
             config,
             image_shape=data.image_shape,
             num_classes=data.num_classes,
-            precision=precision,
-            jit=jit,
+            precision=settings.precision,
+            jit=settings.jit,
             feature_extractor=(
-                features_lib.feature_extractor(config.perceptual_model, policy=precision)
+                features_lib.feature_extractor(config.perceptual_model, policy=settings.precision)
                 if config.perceptual
                 else None
             ),
@@ -178,18 +172,15 @@ def _build_and_restore(config, workdir: Path, out: Path, data, strategy, precisi
     return model, manager, restored
 
 
-def _fit(model, saver, config, out, data, strategy, *, step, precision, jit, signals, verbose):
+def _fit(model, saver, config, out, data, strategy, *, step, settings, signals, verbose):
     """Trains from `step` to the end with the callbacks; a Ctrl-C saves a checkpoint first."""
     schedule = loop.Schedule(
         config.total_steps,
         config.steps_per_epoch,
-        devices.resolve_steps_per_execution(config.steps_per_execution),
+        settings.steps_per_execution,
     )
 
-    # the feature loss's maps of the photos, computed once (None: too many photos to keep)
-    known = model.feature_extractor and features_lib.precomputed_features(
-        model.feature_extractor, data.train_images
-    )
+    per_image = model.per_image_inputs(data.train_images)  # the feature loss's photo maps
 
     def shard(context: tf.distribute.InputContext):  # this worker's part of the data
         return data_lib.train_dataset(
@@ -198,7 +189,7 @@ def _fit(model, saver, config, out, data, strategy, *, step, precision, jit, sig
             batch=context.get_per_replica_batch_size(config.batch),
             seed=config.seed + step,
             shard=(context.num_input_pipelines, context.input_pipeline_id),
-            per_image=known or (),
+            per_image=per_image,
         )
 
     # Fixed random subsets: image folders list the test set class by class.
@@ -208,7 +199,7 @@ def _fit(model, saver, config, out, data, strategy, *, step, precision, jit, sig
     callbacks = [
         cb.Throughput(config.batch),
         # Under mixed_float16 the loss-scale optimizers skip non-finite steps by design.
-        *([] if precision == "mixed_float16" else [cb.CheckFinite(saver.manager)]),
+        *([] if settings.precision == "mixed_float16" else [cb.CheckFinite(saver.manager)]),
         saver,
         cb.SampleGrids(pairs, out / "samples", out / "logs"),
         keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
@@ -228,7 +219,7 @@ def _fit(model, saver, config, out, data, strategy, *, step, precision, jit, sig
                     model, data.test_images[val], data.test_labels[val]
                 ),
                 verbose=verbose,
-                jit=jit,
+                jit=settings.jit,
             )
     except KeyboardInterrupt:
         if _multi_worker(strategy):  # a save needs every worker: keep the epoch's checkpoint

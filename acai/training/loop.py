@@ -14,7 +14,7 @@ import weakref
 import keras
 import tensorflow as tf
 
-from acai.model import ACAI
+from acai.core.model import ACAI
 
 
 @dataclasses.dataclass(frozen=True)

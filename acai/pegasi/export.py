@@ -54,7 +54,7 @@ def export(workdir: str | Path, out: str | Path, *, overwrite: bool = False) -> 
     """
     out = Path(out)
     check_out(out, overwrite=overwrite)  # before the run is loaded
-    from acai import run as run_lib
+    from acai.training import run as run_lib
 
     run = run_lib.open(workdir)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -85,12 +85,12 @@ def check_out(out: Path, *, overwrite: bool) -> None:
 
 
 def write_artefacts(run, directory: Path) -> dict:
-    """Writes every artefact of `run` (a loaded `acai.run.Run`) into `directory`.
+    """Writes every artefact of `run` (a loaded `acai.training.run.Run`) into `directory`.
 
     Returns:
       The metadata, as written to metadata.json.
     """
-    from acai import networks
+    from acai.core import networks
 
     model = run.model
     model.save(directory / "acai.keras")
@@ -246,9 +246,9 @@ def provenance(folder: str | Path | None, data: str | None = None) -> tuple[list
       (lines describing each recorded input, a warning when `data` is not the recorded data or
       nothing was recorded; else None).
     """
-    from acai.config import Config
+    from acai.core.config import Config
     from acai.files import describe_inputs
-    from acai.run import PRETRAINED_MODEL
+    from acai.training.run import PRETRAINED_MODEL
 
     name = f"'{folder}'" if folder is not None else "the shipped model"
     folder = Path(folder) if folder is not None else PRETRAINED_MODEL

@@ -4,8 +4,9 @@ On the same random horse-bird pairs (of the test split, or of the validation spl
 choices are made on), each set of images below is compared with real training horses and
 birds: reconstructions, slerp and lerp interpolants at t = 0.5, the pixel cross-fade of the
 photos, the cross-fade of their reconstructions, and real photos (the floor). Each judge
-(`acai.judge.ClassifierJudge`, `acai.judge.SwdJudge`) gives one distance per set; it counts as
-independent only if no training loss used its network or one of its architecture. Two
+(`acai.pegasi.judge.ClassifierJudge`, `acai.pegasi.judge.SwdJudge`) gives one distance per
+set; it counts as independent only if no training loss used its network or one of its
+architecture. Two
 independent draws of pairs and real photos show how much a figure moves.
 """
 
@@ -13,22 +14,34 @@ from __future__ import annotations
 
 import numpy as np
 
-from acai import data as data_lib
-from acai import model as model_lib
+from acai.core.walks import PATHS, crossfade
 from acai.errors import AcaiError
 from acai.images import to_float, to_uint8
-from acai.judge import crossfade
-from acai.run import Run
+from acai.pegasi import baselines
+from acai.pegasi.judge import horse_and_bird
+from acai.training import data as data_lib
+from acai.training.run import Run
 
 PAIRS = 500  # horse-bird pairs per draw
 REAL = 2000  # real training horses and birds per draw
 DRAWS = 2
-SETS = ("real", "reconstruction", "slerp", "lerp", "crossfade", "crossfade_reconstructions")
+SETS = (
+    "real",
+    "reconstruction",
+    "slerp",
+    "lerp",
+    "crossfade",
+    "crossfade_contrast",
+    "half_cut",
+    "crossfade_reconstructions",
+)
+# The dissolve index's rows: the walks' midpoints, and the scale's references.
+DISSOLVE_ROWS = ("slerp", "lerp", "crossfade_reconstructions", "unrelated", "shifted_photo")
 
 
 def horses_and_birds(data: data_lib.ImageData) -> tuple[np.ndarray, np.ndarray]:
     """The test indices of the horses and of the birds."""
-    horse, bird = data_lib.class_indices(data, ("horse", "bird"), fix="realism needs both")
+    horse, bird = horse_and_bird(data, fix="realism needs both")
     return np.flatnonzero(data.test_labels == horse), np.flatnonzero(data.test_labels == bird)
 
 
@@ -51,23 +64,53 @@ def image_sets(run: Run, data: data_lib.ImageData, pairs: np.ndarray, *, t: floa
     birds = to_float(data.test_images[pairs[:, 1]])
     z_h, z_b = run.model.encode(horses), run.model.encode(birds)
     rec_h, rec_b = np.asarray(run.model.decode(z_h)), np.asarray(run.model.decode(z_b))
-    slerp = np.asarray(run.model.decode(model_lib.slerp(z_h, z_b, t)))
-    lerp = np.asarray(run.model.decode(model_lib.lerp(z_h, z_b, t)))
+    walks = {path: np.asarray(run.model.decode_path(z_h, z_b, t, path=path)) for path in PATHS}
     odd = (np.arange(len(pairs)) % 2 == 1)[:, None, None, None]
     sets = {
         "real": np.where(odd, birds, horses),
         "reconstruction": np.where(odd, rec_b, rec_h),
-        "slerp": slerp,
-        "lerp": lerp,
+        "slerp": walks["slerp"],
+        "lerp": walks["lerp"],
         "crossfade": crossfade(horses, birds, t),
+        "crossfade_contrast": baselines.contrast_restored(horses, birds, t),
+        "half_cut": baselines.half_and_half(horses, birds),
         "crossfade_reconstructions": crossfade(rec_h, rec_b, t),
     }
     return {name: np.asarray(to_uint8(images)) for name, images in sets.items()}
 
 
+def dissolve_indices(run: Run, data: data_lib.ImageData, pairs: np.ndarray, *, t: float = 0.5):
+    """`acai.pegasi.baselines.dissolve_index` of each pair's midpoints, as the product serves
+    them (uint8), fitted on the reconstructions of the pair's two photos; and of the scale's
+    references: a cross-fade of those reconstructions (1), the reconstruction of an unrelated
+    photo (the floor), and a true in-between, a photo moved 2 pixels fitted on itself and moved
+    4 pixels.
+
+    Returns:
+      {row of `DISSOLVE_ROWS`: (pairs,) R^2}.
+    """
+    horses = to_float(data.test_images[pairs[:, 0]])
+    birds = to_float(data.test_images[pairs[:, 1]])
+    z_h, z_b = run.model.encode(horses), run.model.encode(birds)
+
+    def served(images):  # as a PNG holds them
+        return to_float(np.asarray(to_uint8(images)))
+
+    rec_h, rec_b = served(run.model.decode(z_h)), served(run.model.decode(z_b))
+    mids = {path: served(run.model.decode_path(z_h, z_b, t, path=path)) for path in PATHS}
+    unrelated = np.roll(rec_h, 1, axis=0)  # another pair's horse
+    index = baselines.dissolve_index
+    return {
+        **{path: index(mid, rec_h, rec_b) for path, mid in mids.items()},
+        "crossfade_reconstructions": index(served(crossfade(rec_h, rec_b, t)), rec_h, rec_b),
+        "unrelated": index(unrelated, rec_h, rec_b),
+        "shifted_photo": index(baselines.shifted(horses, 2), horses, baselines.shifted(horses, 4)),
+    }
+
+
 def real_photos(data: data_lib.ImageData, n: int, rng: np.random.Generator) -> np.ndarray:
     """n random training horses and birds (uint8)."""
-    labels = data_lib.class_indices(data, ("horse", "bird"), fix="realism needs both")
+    labels = horse_and_bird(data, fix="realism needs both")
     pool = np.flatnonzero(np.isin(data.train_labels, labels))
     return data.train_images[rng.choice(pool, size=min(n, len(pool)), replace=False)]
 
@@ -88,8 +131,8 @@ def realism(
     Args:
       run: a loaded run.
       data: its data, with horses and birds; pairs come from its test split (pass the
-        validation view of `acai.data.carve_validation` to judge on validation pairs).
-      judges: `acai.judge.ClassifierJudge`s and `SwdJudge`s (`acai.judge.from_files`).
+        validation view of `acai.training.data.carve_validation` to judge on validation pairs).
+      judges: `acai.pegasi.judge.ClassifierJudge`s and `SwdJudge`s (`acai.pegasi.judge.from_files`).
       pairs: random horse-bird pairs per draw (all of them, if there are fewer).
       real: real training horses and birds per draw.
       draws: independent draws of pairs and real photos.
@@ -106,14 +149,21 @@ def realism(
     horses, birds = horses_and_birds(data)
     pairs = min(pairs, len(horses) * len(birds))  # small data sets: every pair
     seen = {j.name: {name: [] for name in SETS} for j in judges}
+    blended = {row: [] for row in DISSOLVE_ROWS}
     for draw in range(draws):
-        sets = image_sets(run, data, draw_pairs(data, pairs, rng))
+        drawn = draw_pairs(data, pairs, rng)
+        sets = image_sets(run, data, drawn)
         reference = real_photos(data, real, rng)
         for judge in judges:
             for name, verdict in judge.judge(sets, reference, seed=seed + draw).items():
                 seen[judge.name][name].append(verdict)
+        for row, values in dissolve_indices(run, data, drawn).items():
+            blended[row].append(values)
     return {
         "judges": {j.name: {**j.describe(), **_summary(seen[j.name])} for j in judges},
+        "dissolve_index": {
+            row: float(np.median(np.concatenate(values))) for row, values in blended.items()
+        },
         "pairs": pairs,
         "real_images": real,
         "draws": draws,

@@ -1,6 +1,6 @@
 """Pegasi: read the inputs, walk between a horse's and a bird's latents, rank and write.
 
-The scores and the judge are in `acai.judge`."""
+The scores and the judge are in `acai.pegasi.judge`."""
 
 from __future__ import annotations
 
@@ -9,17 +9,19 @@ from pathlib import Path
 
 import numpy as np
 
-from acai import data as data_lib
-from acai import judge as judge_lib
-from acai import realism as realism_lib
-from acai import run as run_lib
-from acai.config import PEGASI_CANDIDATES, PEGASI_T, check_t_steps
+from acai.core import walks as walks_lib
+from acai.core.model import strips
+from acai.core.walks import PATHS, crossfade
 from acai.errors import AcaiError
 from acai.files import write_atomic, write_json
 from acai.images import figure_png, in_batches, pyplot, save_png, tile, to_float, to_uint8
-from acai.judge import Judge, crossfade, make_judge, nearest_distance, summarise
-from acai.model import lerp, slerp
-from acai.run import SAMPLES, Run
+from acai.pegasi import judge as judge_lib
+from acai.pegasi import realism as realism_lib
+from acai.pegasi.judge import Judge, horse_and_bird, make_judge, nearest_distance, summarise
+from acai.pegasi.settings import PEGASI_CANDIDATES, PEGASI_T, check_t_steps
+from acai.training import data as data_lib
+from acai.training import run as run_lib
+from acai.training.run import SAMPLES, Run
 
 __all__ = ["pegasi", "pick", "setup", "walk"]
 
@@ -49,7 +51,7 @@ def setup(
     Returns:
       (run, data or None, judge); the data hold every class, so indices are test indices.
     """
-    from acai import classifier as classifier_lib
+    from acai.training import classifier as classifier_lib
 
     run = run_lib.open(workdir)
     source = run_lib.data_source(run, data)
@@ -168,25 +170,23 @@ def walk(
     out.mkdir(parents=True, exist_ok=True)
     model = run.model
     x = to_float(np.stack([horse.image, bird.image]))
-    z = np.asarray(model.encode(x))  # (2, h, w, latent)
-    za, zb = z[:1], z[1:]
-    ts = np.linspace(0, 1, steps, dtype=np.float32)
+    za, zb = np.asarray(model.encode(x[:1])), np.asarray(model.encode(x[1:]))  # (1, h, w, latent)
     ends = (np.linalg.norm(za) + np.linalg.norm(zb)) / 2
-    rows, at_t = [], {}
-    for name, path in (("lerp", lerp), ("slerp", slerp)):
-        spherical = name == "slerp"
-        rows.append(np.asarray(model.decode_path(za, zb, ts, spherical=spherical))[:, 0])
-        decoded = np.asarray(model.decode_path(za, zb, np.float32(t), spherical=spherical))
+    at_t = {}
+    for path in PATHS:
+        decoded = np.asarray(model.decode_path(za, zb, np.float32(t), path=path))
         scores = {k: float(v[0]) for k, v in judge.score(decoded).items()}
-        zt = np.asarray(path(za, zb, np.float32(t)))  # (1, h, w, latent)
+        zt = np.asarray(walks_lib.walk(za, zb, np.float32(t), path))  # (1, h, w, latent)
         scores["latent_norm_vs_ends"] = float(np.linalg.norm(zt) / max(ends, 1e-12))
-        at_t[name] = (decoded[0], scores)
+        at_t[path] = (decoded[0], scores)
 
+    ts = np.linspace(0, 1, steps, dtype=np.float32)
+    rows = {path: row[0] for path, row in strips(model, x[:1], x[1:], ts).items()}
     pegasus = np.asarray(to_uint8(at_t["slerp"][0]))
     files = [
         save_png(pegasus, out / "pegasus.png", scale=VIEW_SCALE),
         save_png(pegasus, out / "pegasus_smooth.png", scale=VIEW_SCALE, smooth=True),
-        save_strip(horse.image, bird.image, rows, ts, out / "strip.png"),
+        save_strip(rows, ts, out / "strip.png"),
     ]
     result = {
         "horse": horse.description,
@@ -202,14 +202,20 @@ def walk(
     return result
 
 
-def save_strip(horse, bird, rows, ts, path: Path) -> Path:
-    """A two-row figure (lerp, slerp) from the horse to the bird, the inputs at both ends."""
+def save_strip(rows: dict, ts, path: Path) -> Path:
+    """A figure of one row per walk from the horse to the bird, the photos at both ends.
+
+    Args:
+      rows: {path: (T + 2, H, W, C) float in [-1, 1]}, a pair's `strips`.
+      ts: the T positions decoded.
+      path: the PNG to write.
+    """
     plt = pyplot()
-    tiles = [np.concatenate([horse[None], np.asarray(to_uint8(r)), bird[None]]) for r in rows]
-    n = len(tiles[0])
-    fig, axes = plt.subplots(2, n, figsize=(1.1 * n, 2.6), squeeze=False)
+    n = len(ts) + 2
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n, 1.3 * len(rows)), squeeze=False)
     labels = ["horse", *[f"t={t:.2f}" for t in ts], "bird"]
-    for r, (name, row) in enumerate(zip(("lerp", "slerp"), tiles)):
+    for r, (name, row) in enumerate(rows.items()):
+        row = np.asarray(to_uint8(row))
         for c in range(n):
             ax = axes[r, c]
             ax.imshow(row[c], interpolation="nearest")
@@ -236,12 +242,13 @@ def pegasi(
     candidates: int = PEGASI_CANDIDATES,
     seed: int = 0,
     prefer_white: bool = False,
+    path: str = "slerp",
     realism_pairs: int = realism_lib.PAIRS,
     out: str | Path,
 ) -> dict:
     """Makes `n` pegasi from distinct test horse-bird pairs, keeping the best-scoring ones.
 
-    `candidates` distinct pairs are drawn, each decoded with slerp at every t given and scored;
+    `candidates` distinct pairs are drawn, each decoded along `path` at every t given and scored;
     each pair keeps its best t, and the `n` pairs with the highest combined score are kept,
     best first, each horse and each bird at most once while there are enough. The same pairs'
     pixel cross-fades at the same t are scored too, as the baseline a pegasus must beat.
@@ -255,7 +262,8 @@ def pegasi(
       candidates: pairs to score (at least n).
       seed: seeds the choice of pairs.
       prefer_white: rank white-ish pegasi higher.
-      realism_pairs: random pairs, every one kept, on which `acai.realism` measures realism.
+      path: the walk the pegasi are decoded along, "lerp" or "slerp".
+      realism_pairs: random pairs, every one kept, on which `acai.pegasi.realism` measures realism.
       out: the output folder.
 
     Returns:
@@ -267,14 +275,14 @@ def pegasi(
     pairs = realism_lib.draw_pairs(data, candidates, rng, fix="lower candidates")  # (cand, 2)
     images_h, images_b = data.test_images[pairs[:, 0]], data.test_images[pairs[:, 1]]
     decoded, scores, pair_t = best_of_each_pair(
-        run, judge, images_h, images_b, ts, prefer_white=prefer_white
+        run, judge, images_h, images_b, ts, prefer_white=prefer_white, path=path
     )
     keep = best_distinct(pairs, scores["score"], n)
     images = np.asarray(to_uint8(decoded[keep]))
     scores["nearest_train_rmse"][keep] = nearest_distance(images, judge.train_images)
 
     w = pair_t[keep].reshape(-1, 1, 1, 1)
-    fades = crossfade(images_h[keep], images_b[keep], w)
+    fades = crossfade(to_float(images_h[keep]), to_float(images_b[keep]), w)
     fade_scores = judge.score(fades)
     judges = judge_lib.from_files(  # the ranking classifier, the independent judge, SWD
         [judge.classifier.path, judge_lib.JUDGE_PATH], feature_model=run.config.perceptual_model
@@ -282,7 +290,7 @@ def pegasi(
     manifest = {
         "run": {"step": run.step, "config": run.config.to_dict()},
         "t": list(ts),
-        "interpolation": "slerp",
+        "interpolation": path,
         "candidates": candidates,
         "seed": seed,
         "prefer_white": prefer_white,
@@ -314,11 +322,13 @@ def _check_pegasi_args(ts, judge: Judge, data, *, n: int, candidates: int) -> No
         raise AcaiError("pegasi need the classifier to rank them; train it: make classifier")
     if n < 1 or candidates < n:
         raise AcaiError(f"need 1 <= n <= candidates, got n={n}, candidates={candidates}")
-    data_lib.class_indices(data, ("horse", "bird"), fix="pass data with both")
+    horse_and_bird(data)
 
 
-def best_of_each_pair(run: Run, judge: Judge, horses, birds, ts, *, prefer_white: bool = False):
-    """Decodes each horse-bird pair with slerp at every t, and keeps each pair's best t.
+def best_of_each_pair(
+    run: Run, judge: Judge, horses, birds, ts, *, prefer_white: bool = False, path: str = "slerp"
+):
+    """Decodes each horse-bird pair along `path` at every t, and keeps each pair's best t.
 
     Args:
       run: a loaded run.
@@ -326,6 +336,7 @@ def best_of_each_pair(run: Run, judge: Judge, horses, birds, ts, *, prefer_white
       horses, birds: (P, 32, 32, 3) uint8 photos, pair i being horses[i] and birds[i].
       ts: positions on the path.
       prefer_white: rank white-ish pegasi higher.
+      path: the walk, "lerp" or "slerp".
 
     Returns:
       (decoded (P, 32, 32, 3) in [-1, 1], {score: (P,)}, t (P,)), each at the pair's best t;
@@ -333,7 +344,7 @@ def best_of_each_pair(run: Run, judge: Judge, horses, birds, ts, *, prefer_white
     """
 
     def walk_pairs(h, b):  # every pair encoded once, decoded at every t
-        return run.model.interpolate(to_float(h), to_float(b), np.float32(ts))
+        return run.model.interpolate(to_float(h), to_float(b), np.float32(ts), path=path)
 
     decoded = in_batches(walk_pairs, horses, birds, axis=1)  # (T, P, 32, 32, 3)
     per_t = [judge.score(d, prefer_white=prefer_white, nearest=False) for d in decoded]

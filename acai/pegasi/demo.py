@@ -16,14 +16,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from acai import data as data_lib
-from acai import run as run_lib
-from acai.config import check_t_steps
+from acai.core.model import strips
+from acai.core.walks import PATHS
 from acai.errors import AcaiError
 from acai.images import grid, png_bytes, to_float, to_uint8
-from acai.judge import horse_or_bird
-from acai.pegasus import VIEW_SCALE
-from acai.run import SAMPLES, Run
+from acai.pegasi.judge import horse_or_bird
+from acai.pegasi.pegasus import VIEW_SCALE
+from acai.pegasi.settings import check_t_steps
+from acai.training import data as data_lib
+from acai.training import run as run_lib
+from acai.training.run import SAMPLES, Run
 
 __all__ = [
     "DemoServer",
@@ -44,7 +46,6 @@ STRIP_SCALE = 2
 CACHE = 256  # uploaded photos whose latents are kept (the samples are always kept)
 DRAIN_SECONDS = 2.0  # how long a refused upload's body is read and dropped, so the client
 # can read the refusal (a socket closed on unread data resets the connection)
-PATHS = ("lerp", "slerp")  # the walks the page offers
 
 
 class Refusal(AcaiError):
@@ -60,7 +61,7 @@ class Studio:
 
     def __init__(self, run: Run, classifier=None, *, cache: int = CACHE):
         self.run = run
-        self.classifier = classifier  # an acai.classifier.Classifier, or None
+        self.classifier = classifier  # an acai.training.classifier.Classifier, or None
         self._photos: collections.OrderedDict[str, tuple] = collections.OrderedDict()
         self._pinned: set[str] = set()
         self._cache = cache
@@ -94,10 +95,7 @@ class Studio:
         there is a classifier."""
         (_, za), (_, zb) = self.photo(horse), self.photo(bird)
         with self._lock:
-            spherical = path == "slerp"
-            decoded = np.asarray(
-                to_uint8(self.run.model.decode_path(za, zb, t, spherical=spherical))
-            )
+            decoded = np.asarray(to_uint8(self.run.model.decode_path(za, zb, t, path=path)))
             scores = {}
             if self.classifier is not None:  # (1, H, W, C) uint8
                 p_horse, p_bird, _ = horse_or_bird(
@@ -108,15 +106,11 @@ class Studio:
 
     def strip(self, horse: str, bird: str) -> np.ndarray:
         """Two rows, lerp then slerp: the horse, STRIP_STEPS decoded points, the bird."""
-        (x_h, za), (x_b, zb) = self.photo(horse), self.photo(bird)
+        (x_h, _), (x_b, _) = self.photo(horse), self.photo(bird)
         ts = np.linspace(0, 1, STRIP_STEPS, dtype=np.float32)
-        rows = []
         with self._lock:
-            for spherical in (False, True):  # lerp, then slerp
-                walk = self.run.model.decode_path(za, zb, ts, spherical=spherical)[:, 0]
-                decoded = np.asarray(to_uint8(walk))  # (steps, H, W, C)
-                rows.append(np.concatenate([x_h[None], decoded, x_b[None]]))
-        return grid(rows)
+            rows = strips(self.run.model, to_float(x_h[None]), to_float(x_b[None]), ts)
+        return grid([np.asarray(to_uint8(rows[path][0])) for path in PATHS])
 
 
 # --- requests --------------------------------------------------------------------------------
@@ -318,7 +312,7 @@ def start(
     Returns:
       The server, bound and ready.
     """
-    from acai import classifier as classifier_lib
+    from acai.training import classifier as classifier_lib
 
     if not PAGE.is_file():
         raise AcaiError(f"the demo page is missing from '{PAGE}'; reinstall acai")

@@ -1,6 +1,6 @@
 """The feature loss's network: a trained classifier's ReLU maps as one frozen model, made cheap
-to run in every training step (the step's precision, batch normalisation folded, the photos'
-maps computed once)."""
+to run in every training step (the step's precision, batch normalisation folded). The loss
+itself, and the photos' maps computed once, are `acai.core.parts.FeatureLoss`."""
 
 from __future__ import annotations
 
@@ -10,13 +10,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from acai.classifier import load
 from acai.errors import AcaiError
-from acai.images import to_float
-
-# The most memory the feature loss's maps of the training photos may take to be computed once
-# (`precomputed_features`): horses and birds in float32 (about 2.2 GB) fit, all ten classes not.
-FEATURE_CACHE_BYTES = 3 << 30
+from acai.training.classifier import load
 
 
 def feature_extractor(path: str | Path, *, policy: str = "float32") -> keras.Model:
@@ -154,35 +149,6 @@ def _folded(conv, pool, norm):
         sign, bias * scale + shift, dtype=conv.dtype_policy, name=f"{norm.name}_folded"
     )
     return lambda h: affine(pool(new(h)))
-
-
-def precomputed_features(
-    extractor: keras.Model, images: np.ndarray, *, limit_bytes: int = FEATURE_CACHE_BYTES
-) -> tuple | None:
-    """The frozen `extractor`'s activation maps of every image, computed once, for a training
-    pipeline to hand the feature loss with each batch (`acai.data.train_dataset`'s
-    `per_image`): training does not augment, so a photo's features never change, and the step
-    computes the classifier only on the reconstructions.
-
-    Args:
-      extractor: from `feature_extractor` (or `activations`).
-      images: uint8 (N, H, W, C), the training photos.
-      limit_bytes: the most memory the maps may take; more returns None.
-
-    Returns:
-      One tensor per map, (N, ...) in the extractor's compute dtype (tensors, so that the
-      pipeline keeps them without a second copy), or None when they would take more than
-      `limit_bytes` (the step then computes them itself).
-    """
-    import tensorflow as tf
-
-    itemsize = tf.as_dtype(extractor.outputs[0].dtype).size
-    per_image = sum(int(np.prod(o.shape[1:])) for o in extractor.outputs) * itemsize
-    if per_image * len(images) > limit_bytes:
-        return None
-    run = tf.function(lambda x: extractor(x, training=False))
-    chunks = [run(to_float(images[at : at + 256])) for at in range(0, len(images), 256)]
-    return tuple(tf.concat(maps, axis=0) for maps in zip(*chunks))
 
 
 def activations(model: keras.Model) -> keras.Model:

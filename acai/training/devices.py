@@ -3,6 +3,7 @@ chosen once from the config and shared by training and the bench."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -10,6 +11,25 @@ import keras
 import tensorflow as tf
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How a run computes, resolved once from its config for the machine and strategy."""
+
+    precision: str  # a Keras dtype policy name, never "auto"
+    jit: bool  # whether the train step is compiled with XLA
+    steps_per_execution: int  # training steps per call into the device
+
+
+def settings_for(config, strategy: tf.distribute.Strategy) -> Settings:
+    """The precision, XLA and steps per execution of `config` (an `acai.Config`) on this
+    machine under `strategy`: what training and the bench both use."""
+    return Settings(
+        precision=resolve_precision(config.precision),
+        jit=xla_for(strategy, resolve_jit(config.jit_compile)),
+        steps_per_execution=resolve_steps_per_execution(config.steps_per_execution),
+    )
 
 
 def cpu_has_bf16() -> bool:

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from acai import data as data_lib
-from acai import diagrams
+from acai.core.model import strips
+from acai.core.walks import PATHS
 from acai.images import figure_png, grid, png_bytes, pyplot, to_float, to_uint8
-from acai.run import Run
+from acai.pegasi import diagrams
+from acai.training import data as data_lib
+from acai.training.run import Run
 
 REPORT_PAIRS, REPORT_STEPS = 4, 11  # interpolation rows shown in the report
 # Shown in this order in tables; lower is better for the first group, higher for the second.
@@ -43,14 +45,25 @@ SCORECARD_LABELS = {
 }
 
 
-# The realism table's rows (acai.realism.SETS), in words.
+# The realism table's rows (acai.pegasi.realism.SETS), in words.
 REALISM_LABELS = {
     "real": "real held-out photos (the floor)",  # test or validation: the split judged
     "reconstruction": "reconstructions",
     "slerp": "slerp interpolants, t = 0.5",
     "lerp": "lerp interpolants, t = 0.5",
     "crossfade": "pixel cross-fade of the photos",
+    "crossfade_contrast": "the cross-fade, contrast restored",
+    "half_cut": "half and half: left the horse, right the bird",
     "crossfade_reconstructions": "cross-fade of the reconstructions",
+}
+
+# The dissolve index's rows (acai.pegasi.realism.DISSOLVE_ROWS), in words.
+DISSOLVE_LABELS = {
+    "slerp": "slerp midpoints",
+    "lerp": "lerp midpoints",
+    "crossfade_reconstructions": "cross-fade of the reconstructions (a pure dissolve)",
+    "unrelated": "an unrelated photo's reconstruction (the floor)",
+    "shifted_photo": "a photo moved 2 px, fitted on itself and moved 4 px (a true in-between)",
 }
 
 
@@ -126,7 +139,16 @@ def realism_text(realism: dict) -> str:
         f"{realism['pairs']} random {realism.get('split', 'test')} pairs per draw; lower is "
         "more realistic)"
     )
+    if "dissolve_index" in realism:
+        lines.append("dissolve index: median R^2 of a fit as a blend of the two reconstructions")
+        lines += [f"  {label}: {value}" for label, value in dissolve_rows(realism)]
     return "\n".join(lines)
+
+
+def dissolve_rows(realism: dict) -> list[tuple[str, str]]:
+    """(what, median R^2) rows of the dissolve index; 1 is a pure blend of the two ends."""
+    index = realism.get("dissolve_index", {})
+    return [(label, f"{index[k]:.3f}") for k, label in DISSOLVE_LABELS.items() if k in index]
 
 
 def fmt(key: str, value) -> str:
@@ -221,6 +243,15 @@ def _realism(realism: dict) -> str:
             "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
         )
         parts.append(f"<h3>{html.escape(title)}</h3>\n<table>\n<tr>{head}</tr>\n{cells}\n</table>")
+    if dissolve_rows(realism):
+        cells = "\n".join(
+            f"<tr><td>{html.escape(label)}</td><td>{value}</td></tr>"
+            for label, value in dissolve_rows(realism)
+        )
+        parts.append(
+            "<h3>Dissolve index: median R<sup>2</sup> of each image fitted as a blend of the two "
+            f"reconstructions (1: a pure blend)</h3>\n<table>\n{cells}\n</table>"
+        )
     return "<p>" + parts[0] + "</p>\n" + "\n".join(parts[1:])
 
 
@@ -266,17 +297,8 @@ def _interpolations(run: Run, data: data_lib.ImageData) -> str:
     order = np.random.default_rng(2).permutation(len(data.test_images))[: 2 * REPORT_PAIRS]
     a, b = data.test_images[order[:REPORT_PAIRS]], data.test_images[order[REPORT_PAIRS:]]
     t = np.linspace(0.0, 1.0, REPORT_STEPS, dtype=np.float32)
-    walks = [  # lerp, slerp: (T, pairs, H, W, C) each
-        np.asarray(
-            to_uint8(run.model.interpolate(to_float(a), to_float(b), t, spherical=spherical))
-        )
-        for spherical in (False, True)
-    ]
-    rows = [
-        np.concatenate([a[i : i + 1], walk[:, i], b[i : i + 1]])
-        for i in range(REPORT_PAIRS)
-        for walk in walks
-    ]
+    walks = strips(run.model, to_float(a), to_float(b), t)  # {path: (pairs, T + 2, H, W, C)}
+    rows = [np.asarray(to_uint8(walks[path][i])) for i in range(REPORT_PAIRS) for path in PATHS]
     return (
         _img(png_bytes(grid(rows, fill=255), scale=2), "lerp and slerp interpolations", pixels=True)
         + f"<p>{REPORT_PAIRS} held-out pairs, each a lerp row then a slerp row: the first and "

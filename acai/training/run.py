@@ -16,11 +16,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from acai import model as model_lib
-from acai.config import Config
+from acai.core import model as model_lib
+from acai.core.config import Config
+from acai.core.model import ACAI
 from acai.errors import AcaiError, WorkdirError
 from acai.images import in_batches, to_float
-from acai.model import ACAI
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def load_run(workdir: str | Path) -> Run:
 
 # --- exports and the shipped model -----------------------------------------------------------
 
-PRETRAINED = Path(__file__).parent / "pretrained"
+PRETRAINED = Path(__file__).parents[1] / "pretrained"
 PRETRAINED_MODEL = PRETRAINED / "pegasus"  # an `acai export` of experiments/pegasus.py
 SAMPLES = PRETRAINED / "samples"  # CIFAR-10 test horses and birds; see samples/README.md
 PRETRAINED_WORD = "pretrained"  # what names the shipped model where a path is expected

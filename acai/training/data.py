@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from acai.config import IMAGE_SIZE
+from acai.core.config import IMAGE_SIZE
 from acai.errors import DataError
 from acai.files import fingerprint, replacing
 from acai.images import to_float
-from acai.lines import (
+from acai.training.lines import (
     LINES_CLASSES,
     LINES_SOURCE,
     LINES_TEST,
@@ -402,10 +402,10 @@ def train_dataset(
     batch: int,
     seed: int,
     shard: tuple[int, int] = (1, 0),
-    per_image: tuple = (),
+    per_image: dict | None = None,
 ):
     """Endless shuffled batches of (images in [-1, 1], labels), prefetched; with `per_image`,
-    (images, labels, the same rows of each of those arrays).
+    (images, labels, {name: the same rows of each of its arrays}).
 
     Args:
       images, labels: the training split.
@@ -413,7 +413,7 @@ def train_dataset(
       seed: seeds the shuffling.
       shard: (count, index): this reader takes every count-th image from index on, so that
         several workers read disjoint parts of the data.
-      per_image: arrays of a row per image (`acai.features.precomputed_features`).
+      per_image: {name: arrays of a row per image} (`acai.core.model.ACAI.per_image_inputs`).
     """
     import tensorflow as tf
 
@@ -421,11 +421,13 @@ def train_dataset(
     if len(images) // count < batch:
         raise DataError(f"only {len(images)} training images for a batch of {batch}; lower batch")
     images, labels = tf.constant(images), tf.constant(labels)
-    per_image = tuple(tf.constant(rows) for rows in per_image)  # tensors stay as they are
+    per_image = tf.nest.map_structure(tf.constant, per_image or {})  # tensors stay as they are
 
     def pick(i):
         found = (to_float(tf.gather(images, i)), tf.gather(labels, i))
-        return found + (tuple(tf.gather(rows, i) for rows in per_image),) if per_image else found
+        if not per_image:
+            return found
+        return (*found, tf.nest.map_structure(lambda rows: tf.gather(rows, i), per_image))
 
     return (
         tf.data.Dataset.range(len(images))

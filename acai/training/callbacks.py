@@ -10,10 +10,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from acai.core.model import ACAI, strips
+from acai.core.walks import PATHS
 from acai.errors import TrainingError
 from acai.images import grid, save_png, to_float, to_uint8
-from acai.model import ACAI
-from acai.run import save_checkpoint
+from acai.training.run import save_checkpoint
 
 SAMPLE_PAIRS = 4  # interpolation pairs in each sample grid
 SAMPLE_STEPS = 10  # points along each interpolation in a sample grid
@@ -113,14 +114,9 @@ def sample_grid(model: ACAI, images) -> np.ndarray:
       An (H * (2 + 2 * P), W * (SAMPLE_STEPS + 2), C) uint8 array.
     """
     pairs = len(images) // 2
-    z = model.encode(images)
-    recon = model.decode(z)
+    recon = model.decode(model.encode(images))
     t = np.linspace(0.0, 1.0, SAMPLE_STEPS, dtype=np.float32)
+    walks = strips(model, images[:pairs], images[pairs:], t)  # {path: (P, T + 2, H, W, C)}
     rows = [images[: SAMPLE_STEPS + 2], recon[: SAMPLE_STEPS + 2]]  # short rows: black padding
-    walks = [model.decode_path(z[:pairs], z[pairs:], t, spherical=s) for s in (False, True)]
-    for i in range(pairs):
-        for walk in walks:  # lerp, then slerp: (SAMPLE_STEPS, pairs, H, W, C) each
-            rows.append(
-                tf.concat([images[i : i + 1], walk[:, i], images[i + pairs : i + pairs + 1]], 0)
-            )
+    rows += [walks[path][i] for i in range(pairs) for path in PATHS]
     return grid([np.asarray(to_uint8(r)) for r in rows])

@@ -1,0 +1,1 @@
+"""The paper: the run configuration, the networks, the losses and the ACAI model."""

@@ -1,0 +1,1 @@
+"""The product: pegasi and how they are judged, evaluation and its report, the demo, export."""
