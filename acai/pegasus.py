@@ -16,7 +16,17 @@ from acai import run as run_lib
 from acai.config import PEGASI_CANDIDATES, PEGASI_T, check_t_steps
 from acai.errors import AcaiError
 from acai.files import write_atomic, write_json
-from acai.images import figure_png, in_batches, pyplot, save_png, tile, to_float, to_uint8
+from acai.images import (
+    TooManyPixels,
+    decode_image,
+    figure_png,
+    in_batches,
+    pyplot,
+    save_png,
+    tile,
+    to_float,
+    to_uint8,
+)
 from acai.judge import Judge, crossfade, make_judge, nearest_distance, summarise
 from acai.model import lerp, slerp
 from acai.run import SAMPLES, Run
@@ -101,7 +111,7 @@ def pick(
     if spec == "sample" or (spec == "random" and data is None):
         files = sorted(SAMPLES.glob(f"{want}_*.jpg"))
         path = files[0] if spec == "sample" else files[int(rng.integers(len(files)))]
-        return Picked(data_lib.decode_image(path), f"sample photo {path.name}")
+        return Picked(decode_image(path), f"sample photo {path.name}")
     if spec == "random":
         (label,) = data_lib.class_indices(data, (want,))
         index = int(rng.choice(np.flatnonzero(data.test_labels == label)))
@@ -119,7 +129,9 @@ def pick(
             f"'{spec}' is neither 'sample', 'random', a test-set index, nor an image file"
         )
     try:
-        return Picked(data_lib.decode_image(path), f"file {path.name}")
+        return Picked(decode_image(path), f"file {path.name}")
+    except TooManyPixels as e:
+        raise AcaiError(f"'{spec}': {e}") from None
     except ValueError:
         raise AcaiError(f"'{spec}' is not an image file PIL can read; pass a PNG or JPEG") from None
 

@@ -92,6 +92,9 @@ def test_pick_checks_index_range_class_and_files(pegasus_kit, tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(AcaiError, match="not an image file"):
         interp.pick(str(tmp_path / "notes.txt"), data=data, want="bird")
+    Image.new("1", (5000, 5000)).save(tmp_path / "huge.png")
+    with pytest.raises(AcaiError, match="huge.png': too many pixels: this PNG is 5000x5000"):
+        interp.pick(str(tmp_path / "huge.png"), data=data, want="bird")
     Image.new("LA", (50, 90), (200, 128)).save(tmp_path / "odd.png")
     picked = interp.pick(str(tmp_path / "odd.png"), data=data, want="bird")
     assert picked.image.shape == (32, 32, 3) and picked.image.dtype == np.uint8
