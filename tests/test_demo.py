@@ -75,7 +75,7 @@ def encoded(data: Image.Image, kind: str) -> bytes:
 
 def alive(srv) -> bool:
     status, _, body = fetch(srv, "/api/info")
-    return status == 200 and len(json.loads(body)["samples"]["horse"]) == 4
+    return status == 200 and len(json.loads(body)["samples"]["horse"]) == 8
 
 
 def test_the_page_and_the_sample_photos_are_served(server):
@@ -83,8 +83,8 @@ def test_the_page_and_the_sample_photos_are_served(server):
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert b'id="pegasus"' in body and b'type="range"' in body
     info = json.loads(fetch(server, "/api/info")[2])
-    assert [s["name"] for s in info["samples"]["horse"]] == [f"horse_{i}" for i in range(4)]
-    assert [s["name"] for s in info["samples"]["bird"]] == [f"bird_{i}" for i in range(4)]
+    assert [s["name"] for s in info["samples"]["horse"]] == [f"horse_{i}" for i in range(8)]
+    assert [s["name"] for s in info["samples"]["bird"]] == [f"bird_{i}" for i in range(8)]
     assert info["classifier"] is False and info["model"] == "the shipped model"
     status, headers, photo = fetch(server, "/samples/bird_2.jpg")
     assert status == 200 and headers["Content-Type"] == "image/jpeg"
