@@ -34,6 +34,7 @@ from acai.run import SAMPLES, Run
 __all__ = ["pegasi", "pick", "setup", "walk"]
 
 VIEW_SCALE = 8  # a 32x32 pegasus is saved at 256x256
+SCORE_BATCH = 2048  # images scored in one call (the critic and the classifier see them all)
 
 
 # --- opening a model -------------------------------------------------------------------------
@@ -329,8 +330,11 @@ def _check_pegasi_args(ts, judge: Judge, data, *, n: int, candidates: int) -> No
     data_lib.class_indices(data, ("horse", "bird"), fix="pass data with both")
 
 
-def best_of_each_pair(run: Run, judge: Judge, horses, birds, ts, *, prefer_white: bool = False):
-    """Decodes each horse-bird pair with slerp at every t, and keeps each pair's best t.
+def best_of_each_pair(
+    run: Run, judge: Judge, horses, birds, ts, *, prefer_white: bool = False, spherical=True
+):
+    """Decodes each horse-bird pair at every t, and keeps each pair's best t (the ranking of
+    `make pegasi` and of the demo's "best t").
 
     Args:
       run: a loaded run.
@@ -338,6 +342,7 @@ def best_of_each_pair(run: Run, judge: Judge, horses, birds, ts, *, prefer_white
       horses, birds: (P, 32, 32, 3) uint8 photos, pair i being horses[i] and birds[i].
       ts: positions on the path.
       prefer_white: rank white-ish pegasi higher.
+      spherical: walk with slerp (as `make pegasi` does); False for lerp.
 
     Returns:
       (decoded (P, 32, 32, 3) in [-1, 1], {score: (P,)}, t (P,)), each at the pair's best t;
@@ -345,13 +350,19 @@ def best_of_each_pair(run: Run, judge: Judge, horses, birds, ts, *, prefer_white
     """
 
     def walk_pairs(h, b):  # every pair encoded once, decoded at every t
-        return run.model.interpolate(to_float(h), to_float(b), np.float32(ts))
+        return run.model.interpolate(to_float(h), to_float(b), np.float32(ts), spherical=spherical)
 
     decoded = in_batches(walk_pairs, horses, birds, axis=1)  # (T, P, 32, 32, 3)
-    per_t = [judge.score(d, prefer_white=prefer_white, nearest=False) for d in decoded]
-    best_t = np.argmax(np.stack([s["score"] for s in per_t]), axis=0)  # (P,)
-    rows = np.arange(len(horses))
-    scores = {k: np.stack([s[k] for s in per_t])[best_t, rows] for k in per_t[0]}
+    steps, pairs = decoded.shape[:2]
+    flat = decoded.reshape(steps * pairs, *decoded.shape[2:])  # every t of every pair
+    parts = [
+        judge.score(flat[i : i + SCORE_BATCH], prefer_white=prefer_white, nearest=False)
+        for i in range(0, len(flat), SCORE_BATCH)
+    ]
+    per_t = {k: np.concatenate([p[k] for p in parts]).reshape(steps, pairs) for k in parts[0]}
+    best_t = np.argmax(per_t["score"], axis=0)  # (P,)
+    rows = np.arange(pairs)
+    scores = {k: v[best_t, rows] for k, v in per_t.items()}
     return decoded[best_t, rows], scores, np.asarray(ts, np.float32)[best_t]
 
 

@@ -33,6 +33,7 @@ FLOW = (
     "export",
     "evaluate",
     "bench",
+    "studio",
     "demo",
     "cli",
 )
