@@ -512,6 +512,7 @@ def test_the_page_makes_pegasi_in_a_real_browser(browser, tmp_path, capsys):
             _play_with_the_pair(driver, wait)
             _upload_and_remove(driver, wait, tmp_path)
             screenshot = os.environ.get("ACAI_DEMO_SCREENSHOT") or str(tmp_path / "demo.png")
+            driver.execute_script("window.scrollTo(0, 0)")
             assert driver.save_screenshot(screenshot)
         finally:
             driver.quit()
@@ -618,6 +619,7 @@ def _upload_and_remove(driver, wait, folder):
     copy.write_bytes(photo.read_bytes())
     by_id(driver, "horse-upload").send_keys(str(copy))
     wait.until(lambda d: "same photo as my_horse.png" in by_id(d, "note").text)
+    assert by_id(driver, "horse-upload-status").text == "copy of my_horse.png: already here"
     assert count() == before  # no second thumbnail
 
     remove = css(driver, '.remove[data-name="my_horse.png"]')
