@@ -51,8 +51,9 @@ interpolate: $(INSTALLED)  ## make interpolate [HORSE=sample|random|7|my.jpg] [B
 		--horse '$(HORSE)' --bird '$(BIRD)' --out $(or $(OUT),out/pegasus) --t $(T) --steps $(STEPS) $(ARGS)
 
 # Without WORKDIR on the command line, the demo uses the model shipped in acai/pretrained too.
-demo: $(INSTALLED)  ## a page for making pegasi by hand: make demo [WORKDIR=...] [PORT=8000] [HOST=127.0.0.1]
+demo: $(INSTALLED)  ## a page for making pegasi by hand: make demo [WORKDIR=...] [DATA=...] [PORT=8000] [HOST=127.0.0.1]
 	$(BIN)/acai demo $(if $(filter command line environment,$(origin WORKDIR)),--workdir $(WORKDIR)) \
+		$(if $(filter command line environment,$(origin DATA)),--data $(DATA)) \
 		--port $(PORT) --host $(HOST) $(ARGS)
 
 # The recipe's feature loss needs its own classifier first (trained once, then kept).

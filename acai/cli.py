@@ -185,7 +185,7 @@ def cmd_demo(args) -> int:
     from acai.pegasi import demo as demo_lib
 
     server = demo_lib.start(
-        args.workdir, classifier=args.classifier, host=args.host, port=args.port
+        args.workdir, classifier=args.classifier, data=args.data, host=args.host, port=args.port
     )
     info = server.info
     print(f"acai: {info['model']}, step {info['step']}")
@@ -379,6 +379,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="the address to listen on (default: this machine only)"
     )
     p.add_argument("--classifier", default=DEFAULT_CLASSIFIER, help="from acai classifier")
+    p.add_argument("--data", help="random pairs from this data's test split (default: samples)")
     p.set_defaults(func=cmd_demo)
 
     p = command("compare", help="two or more runs' metrics side by side")

@@ -1,13 +1,133 @@
-"""Pictures: pixel conversion, batches of images, one grid of tiles, one PNG encoder and writer."""
+"""Pictures: the one image reader, pixel conversion, batches, a grid of tiles, PNG writing."""
 
 from __future__ import annotations
 
 import io
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from acai.files import write_atomic
+
+# --- reading an image file -------------------------------------------------------------------
+
+MAX_PIXELS = 4096 * 3072  # the most pixels one image is decoded at (a 12-megapixel photo)
+BYTES_PER_PIXEL = 9  # the most one decode holds per pixel: a palette image, its RGBA copy and
+# the premultiplied copy `reduce` makes; so a decode holds at most about 113 MB
+GROUND = (255, 255, 255)  # transparent parts are composited over white, as a browser shows them
+_OPENING = threading.Lock()  # warnings.catch_warnings is not thread-safe; opening is quick
+
+
+class TooManyPixels(ValueError):
+    """An image with more pixels than `decode_image` decodes."""
+
+
+def decode_image(data: bytes | str | Path, size: int = 32, *, max_pixels: int = MAX_PIXELS):
+    """Reads an image as a person sees it, as RGB uint8 (size, size, 3).
+
+    The EXIF orientation is applied; 16-bit, palette, CMYK and grey images are converted, and
+    transparency is composited over white (GROUND). A non-square image is centre-cropped. A
+    JPEG is decoded at reduced size (its draft mode, 1/2 to 1/8 each way); any image that still
+    has more than `max_pixels` is refused before its pixels are decoded, so one call holds at
+    most about BYTES_PER_PIXEL * max_pixels bytes.
+
+    Args:
+      data: the encoded bytes, or a file path.
+      size: the output width and height (32: CIFAR-10's, acai.core.config.IMAGE_SIZE).
+      max_pixels: the most pixels decoded.
+
+    Returns:
+      The image array. Raises ValueError when `data` is not a readable image, TooManyPixels
+      (a ValueError) when it has too many pixels.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with _open(data) as im:
+            full = im.size
+            if im.format == "JPEG":
+                im.draft(None, (4 * size, 4 * size))  # scaled in the DCT, before decoding
+            if im.width * im.height > max_pixels:
+                raise TooManyPixels(_too_many(im.format, _sizes(full, im.size), max_pixels))
+            im.load()
+            square = _centre_square(im, 4 * size)
+        picture = _to_rgb(ImageOps.exif_transpose(square))  # the EXIF rides along in .info
+        if picture.size != (size, size):
+            picture = picture.resize((size, size), Image.Resampling.LANCZOS)
+        return np.asarray(picture, np.uint8)
+    except UnidentifiedImageError:  # its message names the file object, e.g. <_io.BytesIO ...>
+        raise ValueError("not a readable image: not in any image format PIL knows") from None
+    except Image.DecompressionBombError:  # PIL's own refusal, on opening: over 2x its bound
+        found = f"has over {2 * Image.MAX_IMAGE_PIXELS:,} pixels"
+        raise TooManyPixels(_too_many(_format_name(data), found, max_pixels)) from None
+    except (OSError, SyntaxError) as e:
+        raise ValueError(f"not a readable image: {e}") from None
+
+
+def _open(data):
+    from PIL import Image
+
+    with _OPENING, warnings.catch_warnings():
+        # PIL warns above 89 M pixels; this reader applies its own bound (max_pixels) instead
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
+
+
+def _centre_square(im, at_least: int):
+    """The centre square of a loaded image, shrunk by a whole factor while its side stays at
+    least `at_least` (box averages, in the image's own mode)."""
+    w, h = im.size
+    side = min(w, h)
+    box = ((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2)
+    if im.mode == "1":
+        im = im.convert("L")
+    elif im.mode in ("P", "PA"):  # averaging palette indices would mix unrelated colours
+        im = im.convert("RGBA" if im.has_transparency_data else "RGB")
+    elif im.mode.startswith("I;16"):
+        im = im.convert("I")
+    factor = max(1, side // at_least)
+    return im.reduce(factor, box=box) if factor > 1 else im.crop(box)
+
+
+def _to_rgb(im):
+    """Any mode -> RGB: 16-bit values scaled to 8 bits, transparency over GROUND."""
+    from PIL import Image
+
+    if im.mode == "I" or im.mode.startswith("I;16"):  # 16-bit grey, 0-65535
+        grey = np.clip(np.round(np.asarray(im, np.float64) / 257), 0, 255)
+        return Image.fromarray(grey.astype(np.uint8)).convert("RGB")
+    if im.has_transparency_data:
+        ground = Image.new("RGBA", im.size, (*GROUND, 255))
+        ground.alpha_composite(im.convert("RGBA"))
+        im = ground
+    return im.convert("RGB")
+
+
+def _too_many(kind: str, found: str, max_pixels: int) -> str:
+    fix = "shrink it" if kind == "JPEG" else "shrink it, or save it as a JPEG (read reduced)"
+    return f"too many pixels: this {kind} {found}; at most {max_pixels:,} are decoded; {fix}"
+
+
+def _sizes(full, decoded) -> str:
+    found = f"is {full[0]}x{full[1]}"
+    if decoded != full:
+        found += f", {decoded[0]}x{decoded[1]} at the smallest size a JPEG is read at"
+    return found
+
+
+def _format_name(data) -> str:
+    """The format an image file's first bytes name, for messages."""
+    if isinstance(data, bytes):
+        head = data[:12]
+    else:
+        with open(data, "rb") as f:
+            head = f.read(12)
+    magic = {b"\x89PNG": "PNG", b"\xff\xd8": "JPEG", b"GIF8": "GIF", b"BM": "BMP", b"II*": "TIFF"}
+    magic |= {b"MM\x00*": "TIFF", b"RIFF": "WebP"}
+    return next((name for start, name in magic.items() if head.startswith(start)), "image")
+
 
 # --- pixels ----------------------------------------------------------------------------------
 

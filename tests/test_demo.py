@@ -20,11 +20,16 @@ import pytest
 from PIL import Image
 
 from acai import AcaiError
-from acai.core.model import lerp, slerp
+from acai.core.walks import lerp, slerp
 from acai.images import to_float, to_uint8
-from acai.pegasi import demo
+from acai.pegasi import demo, studio
+from acai.pegasi.judge import make_judge
 from acai.training import classifier as classifier_lib
+from acai.training import data as data_lib
 from acai.training import run as run_lib
+
+from .conftest import write_image_tree
+from .test_images import blank_png
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +81,7 @@ def encoded(data: Image.Image, kind: str) -> bytes:
 
 def alive(srv) -> bool:
     status, _, body = fetch(srv, "/api/info")
-    return status == 200 and len(json.loads(body)["samples"]["horse"]) == 4
+    return status == 200 and len(json.loads(body)["samples"]["horse"]) == 8
 
 
 def test_the_page_and_the_sample_photos_are_served(server):
@@ -84,8 +89,8 @@ def test_the_page_and_the_sample_photos_are_served(server):
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert b'id="pegasus"' in body and b'type="range"' in body
     info = json.loads(fetch(server, "/api/info")[2])
-    assert [s["name"] for s in info["samples"]["horse"]] == [f"horse_{i}" for i in range(4)]
-    assert [s["name"] for s in info["samples"]["bird"]] == [f"bird_{i}" for i in range(4)]
+    assert [s["name"] for s in info["samples"]["horse"]] == [f"horse_{i}" for i in range(8)]
+    assert [s["name"] for s in info["samples"]["bird"]] == [f"bird_{i}" for i in range(8)]
     assert info["classifier"] is False and info["model"] == "the shipped model"
     status, headers, photo = fetch(server, "/samples/bird_2.jpg")
     assert status == 200 and headers["Content-Type"] == "image/jpeg"
@@ -116,7 +121,10 @@ def test_a_pegasus_is_the_decoded_walk_between_the_cached_latents(server):
         server, f"/api/pegasus.png?horse={horse}&bird={bird}&t=0.25&path=lerp&download=1"
     )
     assert status == 200
-    assert headers["Content-Disposition"] == 'attachment; filename="pegasus_lerp_t0.25.png"'
+    assert headers["X-Acai-Critic-Alpha"] and float(headers["X-Acai-Sharpness-Vs-Real"]) > 0
+    assert "X-Acai-P-Horse" not in headers  # no classifier
+    name = "pegasus_horse_1_bird_2_lerp_t0.25.png"
+    assert headers["Content-Disposition"] == f'attachment; filename="{name}"'
     status, _, strip = fetch(server, f"/api/strip.png?horse={horse}&bird={bird}")
     strip = np.asarray(Image.open(io.BytesIO(strip)).convert("RGB"))
     assert status == 200 and strip.shape == (2 * 32 * 2, 13 * 32 * 2, 3)  # 2 rows of 13 tiles
@@ -155,6 +163,7 @@ BAD_UPLOADS = {
     "a truncated JPEG": (_truncated_jpeg(), "truncated"),
     "a decompression bomb": (encoded(Image.new("1", (20000, 10000)), "PNG"), "too many pixels"),
     "an empty file": (b"", "not a readable image"),
+    "a 13000x13000 PNG": (blank_png(13000, 13000), "this PNG is 13000x13000"),
 }
 
 
@@ -163,19 +172,23 @@ def test_a_bad_upload_is_a_400_with_a_message(server, name):
     body, words = BAD_UPLOADS[name]
     status, headers, reply = fetch(server, "/api/encode", method="POST", body=body)
     assert status == 400 and headers["Content-Type"] == "application/json"
-    assert words in json.loads(reply)["error"]
+    message = json.loads(reply)["error"]
+    assert words in message
+    assert ("JPEG or PNG" in message) == (
+        name in ("not an image", "a truncated JPEG", "an empty file")
+    )
     assert alive(server)
 
 
 @pytest.mark.parametrize(
     "query, status, words",
     [
-        ("t=1.5&path=slerp", 400, "T=1.5 is outside [0, 1]"),
-        ("t=-0.01&path=slerp", 400, "outside [0, 1]"),
-        ("t=nan&path=slerp", 400, "outside [0, 1]"),
-        ("t=half&path=slerp", 400, "t='half' is not a number"),
+        ("t=1.5&path=slerp", 400, "t=1.5 is not a number from 0 to 1"),
+        ("t=-0.01&path=slerp", 400, "t=-0.01 is not a number from 0 to 1"),
+        ("t=nan&path=slerp", 400, "t=nan is not a number from 0 to 1"),
+        ("t=half&path=slerp", 400, "t=half is not a number from 0 to 1"),
         ("path=slerp", 400, "no 't'"),
-        ("t=0.5&path=cubic", 400, "neither 'lerp' nor 'slerp'"),
+        ("t=0.5&path=cubic", 400, "path=cubic is neither lerp nor slerp"),
         ("t=0.5&path=slerp&bird=0123456789abcdef", 404, "no photo '0123456789abcdef'"),
     ],
 )
@@ -262,22 +275,92 @@ def test_20_concurrent_requests_are_all_answered(server):
     assert server.loads == [run_lib.PRETRAINED_MODEL]  # the model was loaded once, at start
 
 
-def test_probabilities_come_from_the_classifier_when_there_is_one(server, tmp_path):
-    path = tmp_path / "classifier.keras"
-    classifier_lib.build(2).save(path)  # untrained, but a classifier all the same
-    (tmp_path / "classifier.json").write_text(json.dumps({"class_names": ["bird", "horse"]}))
-    classifier = classifier_lib.Classifier(path)
-    studio = demo.Studio(server.studio.run, classifier)
+def untrained_classifier(folder) -> str:
+    """An untrained horse-or-bird classifier: a classifier all the same."""
+    path = folder / "classifier.keras"
+    classifier_lib.build(2).save(path)
+    (folder / "classifier.json").write_text(json.dumps({"class_names": ["bird", "horse"]}))
+    return str(path)
+
+
+def test_a_classifier_adds_probabilities_and_the_best_t_of_make_pegasi(server, tmp_path):
+    run = server.studio.run
+    classifier = classifier_lib.Classifier(untrained_classifier(tmp_path))
+    judge = make_judge(run, None, classifier)
+    with_classifier = studio.Studio(run, judge)
     horse, bird = (
-        studio.add(server.studio.photo(sample_pair(server)[0])[0]),
-        studio.add(server.studio.photo(sample_pair(server)[1])[0]),
+        with_classifier.add(server.studio.photo(key)[0])["id"] for key in sample_pair(server, 2, 3)
     )
-    image, scores = studio.pegasus(horse, bird, 0.5, "slerp")
+    image, scores = with_classifier.pegasus(horse, bird, 0.5, "slerp")
     expected = classifier.probabilities(image[None])[0]
-    assert scores == pytest.approx({"p_bird": expected[0], "p_horse": expected[1]}, abs=1e-5)
+    assert scores["p_bird"] == pytest.approx(expected[0], abs=1e-5)
+    assert scores["p_horse"] == pytest.approx(expected[1], abs=1e-5)
+    assert 0 <= scores["score"] <= 1
     without, no_scores = server.studio.pegasus(horse, bird, 0.5, "slerp")  # the same photos
     np.testing.assert_array_equal(without, image)
-    assert no_scores == {}
+    assert set(no_scores) == {"critic_alpha", "sharpness_vs_real"}
+
+    for path in ("slerp", "lerp"):
+        t, best = with_classifier.best_t(horse, bird, path)
+        z = [with_classifier.photo(k)[1] for k in (horse, bird)]
+        walk = run.model.decode_path(*z, studio.BEST_T, path=path)[:, 0]
+        ranked = judge.score(np.asarray(walk), nearest=False)["score"]  # (101,)
+        assert t == studio.BEST_T[np.argmax(ranked)] and best["score"] == pytest.approx(
+            ranked.max()
+        )
+    status, _, body = fetch(server, f"/api/best?horse={horse}&bird={bird}&path=slerp")
+    assert status == 409 and "no classifier: make classifier" in json.loads(body)["error"]
+
+
+def test_a_random_pair_is_new_and_comes_from_the_test_set_when_there_are_data(server, tmp_path):
+    horse, bird = sample_pair(server, 5, 6)
+    for _ in range(5):
+        status, _, body = fetch(server, f"/api/random?horse={horse}&bird={bird}")
+        pair = json.loads(body)
+        assert status == 200 and pair["from"] == "the samples"
+        assert pair["horse"]["id"] != horse and pair["bird"]["id"] != bird
+        assert pair["horse"]["name"].startswith("horse_") and pair["bird"]["name"].startswith(
+            "bird_"
+        )
+    data = data_lib.load(str(write_image_tree(tmp_path / "images")))
+    from_data = studio.Studio(server.studio.run, server.studio.judge, data=data)
+    pair = from_data.random_pair(horse, bird)
+    assert pair["from"] == "the test set"
+    for side in ("horse", "bird"):
+        index = int(pair[side]["name"].rsplit("_", 1)[1])
+        assert data.class_names[data.test_labels[index]] == side
+        np.testing.assert_array_equal(from_data.photo(pair[side]["id"])[0], data.test_images[index])
+
+
+def test_uploads_keep_their_names_duplicates_are_known_and_head_answers(server):
+    photo = encoded(Image.fromarray(np.full((40, 40, 3), (10, 200, 90), np.uint8)), "PNG")
+    first = json.loads(fetch(server, "/api/encode?name=green.png", method="POST", body=photo)[2])
+    again = json.loads(fetch(server, "/api/encode?name=copy.png", method="POST", body=photo)[2])
+    assert first["known"] is False and first["name"] == "green.png"
+    assert again == {**first, "known": True}  # the same photo, under its first name
+    _, bird = sample_pair(server)
+    query = f"horse={first['id']}&bird={bird}&t=0.4&path=slerp&download=1"
+    _, headers, _ = fetch(server, f"/api/pegasus.png?{query}")
+    assert 'filename="pegasus_green_bird_0_slerp_t0.40.png"' in headers["Content-Disposition"]
+    for path in ("/", first["photo"], f"/api/pegasus.png?{query}"):
+        status, head, body = fetch(server, path, method="HEAD")
+        assert status == 200 and body == b"" and int(head["Content-Length"]) > 100
+    status, _, body = fetch(server, "/api/photo.png?id=0123456789abcdef", method="HEAD")
+    assert status == 404 and body == b""
+    assert alive(server)
+
+
+def test_a_busy_server_answers_an_upload_with_503(server, monkeypatch):
+    monkeypatch.setattr(server, "uploads", threading.BoundedSemaphore(1))
+    monkeypatch.setattr(demo, "UPLOAD_WAIT", 0.2)
+    server.uploads.acquire()  # as if the upload slots were all taken
+    try:
+        status, headers, body = fetch(server, "/api/encode", method="POST", body=b"\xff" * 5000)
+    finally:
+        server.uploads.release()
+    assert status == 503 and "busy reading" in json.loads(body)["error"]
+    assert headers["Retry-After"] == "2"
+    assert alive(server)
 
 
 def test_a_taken_port_is_one_clear_error_before_the_model_loads(tmp_path):
@@ -348,16 +431,17 @@ def browser():
     return webdriver, options, Service(driver)
 
 
-@pytest.fixture
-def served(tmp_path):
-    """`acai demo --port 0` in its own process: (url, seconds until the page was served)."""
+@contextlib.contextmanager
+def demo_process(folder, *args):
+    """`acai demo --port 0` (or the port in `args`) in its own process, run in `folder`:
+    yields (url, seconds until the page was served)."""
     start = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "acai.cli", "demo", "--port", "0"],
+        [sys.executable, "-m", "acai.cli", "demo", "--port", "0", *args],
         stdout=subprocess.PIPE,
-        stderr=(tmp_path / "stderr.txt").open("w"),
+        stderr=(folder / "stderr.txt").open("a"),
         text=True,
-        cwd=tmp_path,  # no runs/classifier here: the page says so
+        cwd=folder,  # no runs/classifier here unless --classifier names one
     )
     lines = queue.Queue()
     threading.Thread(
@@ -370,7 +454,7 @@ def served(tmp_path):
                 line = lines.get(timeout=1)
                 if "the demo is at " in line:
                     url = line.split("the demo is at ")[1].split()[0]
-        assert url, (tmp_path / "stderr.txt").read_text()
+        assert url, (folder / "stderr.txt").read_text()
         connection = http.client.HTTPConnection(url.split("//")[1].rstrip("/"), timeout=30)
         connection.request("GET", "/")
         assert connection.getresponse().status == 200
@@ -381,72 +465,58 @@ def served(tmp_path):
         process.wait(timeout=30)
 
 
-def test_the_page_makes_pegasi_in_a_real_browser(browser, served, tmp_path, capsys):
+def chrome(browser, folder):
+    """(driver, wait): a headless Chromium under Selenium, and a 30 s wait."""
     webdriver, options, service = browser
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    url, served_after = served
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium'}")
+    options.add_argument(f"--user-data-dir={folder / 'chromium'}")
     driver = webdriver.Chrome(options=options, service=service)
-    try:
-        wait = WebDriverWait(driver, 20)
-        pegasus = lambda: driver.find_element(By.ID, "pegasus")  # noqa: E731
-        updates = lambda: int(pegasus().get_attribute("data-updates"))  # noqa: E731
-        driver.get(url)
-        wait.until(lambda d: updates() >= 1)  # the first view shows a pegasus without a click
-        first = driver.execute_script(READ_PIXELS)
-        for side, name in (("horse", "horse_1"), ("bird", "bird_2")):
-            seen = updates()
-            driver.find_element(
-                By.CSS_SELECTOR, f'button[data-side="{side}"][data-name="{name}"]'
-            ).click()
-            wait.until(lambda d, seen=seen: updates() > seen and pegasus().get_attribute("data-t"))
-        pair = driver.execute_script(READ_PIXELS)
-        assert pair != first
+    return driver, WebDriverWait(driver, 30)
 
-        slider = driver.find_element(By.ID, "t")
-        latencies, images = [], {}
-        for key, t in [(Keys.HOME, "0"), (Keys.END, "1")] * 3 + [(Keys.ARROW_LEFT, "0.99")]:
-            seen = updates()
-            slider.send_keys(key)
-            wait.until(
-                lambda d, seen=seen, t=t: (
-                    updates() > seen and pegasus().get_attribute("data-t") == t
-                )
-            )
-            latencies.append(float(pegasus().get_attribute("data-ms")))
-            images[t] = driver.execute_script(READ_PIXELS)
-        assert len(set(images.values())) == 3 and images["0"] != pair  # each move changed it
-        assert driver.find_element(By.ID, "t-value").text == "0.99"
 
-        seen = updates()
-        driver.find_element(By.CSS_SELECTOR, 'input[name="path"][value="lerp"]').click()
-        wait.until(lambda d: updates() > seen)
-        href = driver.find_element(By.ID, "download").get_attribute("href")
-        assert "path=lerp" in href and "t=0.99" in href and href.endswith("download=1")
+def css(driver, selector):
+    from selenium.webdriver.common.by import By
 
-        bad = tmp_path / "notes.txt"
-        bad.write_text("not a horse")
-        driver.find_element(By.ID, "horse-upload").send_keys(str(bad))
-        wait.until(
-            lambda d: "not in any image format PIL knows" in d.find_element(By.ID, "message").text
-        )
-        photo = tmp_path / "my_horse.png"
-        Image.fromarray(np.full((480, 640, 3), (120, 90, 60), np.uint8)).save(photo)
-        seen = updates()
-        driver.find_element(By.ID, "horse-upload").send_keys(str(photo))
-        wait.until(lambda d: updates() > seen)
-        chosen = driver.find_element(By.CSS_SELECTOR, 'button[data-side="horse"].selected')
-        assert chosen.get_attribute("data-name") == "my_horse.png"
-        assert driver.find_element(By.ID, "message").text == ""
-        assert "No classifier" in driver.find_element(By.ID, "scores").text
+    return driver.find_element(By.CSS_SELECTOR, selector)
 
-        screenshot = os.environ.get("ACAI_DEMO_SCREENSHOT") or str(tmp_path / "demo.png")
-        assert driver.save_screenshot(screenshot)
-    finally:
-        driver.quit()
+
+def by_id(driver, name):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.ID, name)
+
+
+def updates(driver) -> int:
+    return int(by_id(driver, "pegasus").get_attribute("data-updates"))
+
+
+def selected(driver, side) -> str:
+    return css(driver, f'button[data-side="{side}"].selected').get_attribute("data-name")
+
+
+def click_and_wait(driver, wait, element, done=lambda d: True):
+    """Clicks, then waits for a new pegasus (and `done`)."""
+    seen = updates(driver)
+    element.click()
+    wait.until(lambda d: updates(d) > seen and done(d))
+
+
+def test_the_page_makes_pegasi_in_a_real_browser(browser, tmp_path, capsys):
+    from selenium.webdriver.common.keys import Keys
+
+    classifier = untrained_classifier(tmp_path)
+    with demo_process(tmp_path, "--classifier", classifier) as (url, served_after):
+        driver, wait = chrome(browser, tmp_path)
+        try:
+            latencies = _make_pegasi(driver, wait, url, Keys)
+            _play_with_the_pair(driver, wait)
+            _upload_and_remove(driver, wait, tmp_path)
+            screenshot = os.environ.get("ACAI_DEMO_SCREENSHOT") or str(tmp_path / "demo.png")
+            driver.execute_script("window.scrollTo(0, 0)")
+            assert driver.save_screenshot(screenshot)
+        finally:
+            driver.quit()
     assert max(latencies) < 2000, latencies  # a sanity bound; the figure itself is printed
     with capsys.disabled():
         print(
@@ -454,3 +524,148 @@ def test_the_page_makes_pegasi_in_a_real_browser(browser, served, tmp_path, caps
             f"median {np.median(latencies):.0f} ms, max {max(latencies):.0f} ms over "
             f"{len(latencies)} moves; screenshot {screenshot}"
         )
+
+
+def _make_pegasi(driver, wait, url, Keys) -> list:
+    pegasus = lambda: by_id(driver, "pegasus")  # noqa: E731
+    driver.get(url)
+    wait.until(lambda d: updates(d) >= 1)  # the first view shows a pegasus without a click
+    first = driver.execute_script(READ_PIXELS)
+    for side, name in (("horse", "horse_1"), ("bird", "bird_2")):
+        button = css(driver, f'button[data-side="{side}"][data-name="{name}"]')
+        click_and_wait(driver, wait, button, lambda d: pegasus().get_attribute("data-t"))
+    pair = driver.execute_script(READ_PIXELS)
+    assert pair != first
+
+    slider = by_id(driver, "t")
+    latencies, images = [], {}
+    for key, t in [(Keys.HOME, "0"), (Keys.END, "1")] * 3 + [(Keys.ARROW_LEFT, "0.99")]:
+        seen = updates(driver)
+        slider.send_keys(key)
+        wait.until(
+            lambda d, seen=seen, t=t: updates(d) > seen and pegasus().get_attribute("data-t") == t
+        )
+        latencies.append(float(pegasus().get_attribute("data-ms")))
+        images[t] = driver.execute_script(READ_PIXELS)
+    assert len(set(images.values())) == 3 and images["0"] != pair  # each move changed it
+    assert by_id(driver, "t-value").text == "0.99"
+
+    click_and_wait(driver, wait, css(driver, 'input[name="path"][value="lerp"]'))
+    href = by_id(driver, "download").get_attribute("href")
+    assert "path=lerp" in href and "t=0.99" in href and href.endswith("download=1")
+    scores = by_id(driver, "scores").text
+    for words in ("critic's mix reading", "sharpness", "P(horse)", "P(bird)", "score"):
+        assert words in scores, scores
+    assert "No classifier" not in scores
+    return latencies
+
+
+def _play_with_the_pair(driver, wait):
+    # a tile of the strip: its t and its path
+    tile = css(driver, '.tile[data-path="slerp"][data-t="0.3"]')
+    click_and_wait(
+        driver, wait, tile, lambda d: by_id(d, "pegasus").get_attribute("data-t") == "0.3"
+    )
+    assert by_id(driver, "t").get_attribute("value") == "0.3"
+    assert css(driver, 'input[name="path"][value="slerp"]').is_selected()
+    assert "chosen" in css(driver, '.tile-row[data-path="slerp"]').get_attribute("class")
+    assert "chosen" not in css(driver, '.tile-row[data-path="lerp"]').get_attribute("class")
+    assert "current" in tile.get_attribute("class")
+    assert [s.text for s in driver.find_elements("css selector", "#t-labels span")][:3] == [
+        "horse",
+        "0.0",
+        "0.1",
+    ]
+
+    # swap: the bird becomes the horse and the horse the bird
+    before = (selected(driver, "horse"), selected(driver, "bird"))
+    click_and_wait(driver, wait, by_id(driver, "swap"))
+    assert (selected(driver, "horse"), selected(driver, "bird")) == before[::-1]
+    assert "Swapped" in by_id(driver, "note").text
+
+    # random: a pair of samples other than the one shown
+    before = (selected(driver, "horse"), selected(driver, "bird"))
+    click_and_wait(driver, wait, by_id(driver, "random"))
+    now = (selected(driver, "horse"), selected(driver, "bird"))
+    assert now[0] != before[0] and now[1] != before[1]
+    assert now[0].startswith("horse_") and now[1].startswith("bird_")
+    assert f"A random pair from the samples: {now[0]} and {now[1]}" in by_id(driver, "note").text
+
+    # best t: the slider moves to the t the server ranks best, and the page draws it
+    seen = updates(driver)
+    by_id(driver, "best").click()
+    wait.until(lambda d: updates(d) > seen and "Best t" in by_id(d, "note").text)
+    best = by_id(driver, "note").text.split(": ")[1].split()[0]
+    assert by_id(driver, "t-value").text == best
+    assert float(by_id(driver, "pegasus").get_attribute("data-t")) == pytest.approx(float(best))
+
+
+def _upload_and_remove(driver, wait, folder):
+    bad = folder / "notes.txt"
+    bad.write_text("not a horse")
+    by_id(driver, "horse-upload").send_keys(str(bad))
+    wait.until(lambda d: "not in any image format PIL knows" in by_id(d, "message").text)
+    photo = folder / "my_horse.png"
+    Image.fromarray(np.full((480, 640, 3), (120, 90, 60), np.uint8)).save(photo)
+    seen = updates(driver)
+    by_id(driver, "horse-upload").send_keys(str(photo))
+    wait.until(lambda d: updates(d) > seen and selected(d, "horse") == "my_horse.png")
+    assert by_id(driver, "message").text == ""
+    assert by_id(driver, "horse-upload-status").text == "my_horse.png uploaded"
+    assert "my_horse.png" in by_id(driver, "horse-choices").text  # its name under the thumbnail
+
+    count = lambda: len(driver.find_elements("css selector", "#horse-choices .choice"))  # noqa: E731
+    before = count()
+    copy = folder / "copy of my_horse.png"
+    copy.write_bytes(photo.read_bytes())
+    by_id(driver, "horse-upload").send_keys(str(copy))
+    wait.until(lambda d: "same photo as my_horse.png" in by_id(d, "note").text)
+    assert by_id(driver, "horse-upload-status").text == "copy of my_horse.png: already here"
+    assert count() == before  # no second thumbnail
+
+    remove = css(driver, '.remove[data-name="my_horse.png"]')
+    click_and_wait(driver, wait, remove, lambda d: selected(d, "horse") == "horse_0")
+    assert "Removed my_horse.png; the horse is horse_0 again" in by_id(driver, "note").text
+    assert count() == before - 1
+    assert not driver.find_elements("css selector", '.choice[data-name="my_horse.png"]')
+    assert not driver.find_elements("css selector", '.remove[data-name="horse_0"]')  # samples stay
+
+
+def test_the_page_recovers_from_a_restart_without_a_reload(browser, tmp_path):
+    with demo_process(tmp_path) as (url, _):
+        driver, wait = chrome(browser, tmp_path)
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        try:
+            driver.get(url)
+            wait.until(lambda d: updates(d) >= 1)
+            scores = by_id(driver, "scores").text
+            assert "critic's mix reading" in scores and "sharpness" in scores
+            assert "No classifier" in scores and "P(horse)" not in scores.split("No classifier")[0]
+            assert not by_id(driver, "best").is_enabled()
+            photo = tmp_path / "my_horse.png"
+            Image.fromarray(np.full((64, 64, 3), (200, 120, 40), np.uint8)).save(photo)
+            by_id(driver, "horse-upload").send_keys(str(photo))
+            wait.until(lambda d: selected(d, "horse") == "my_horse.png")
+            shown = by_id(driver, "pegasus").get_attribute("data-t")
+        except BaseException:
+            driver.quit()
+            raise
+    try:  # the server has stopped: a slider move draws nothing, and the page says so
+        from selenium.webdriver.common.keys import Keys
+
+        by_id(driver, "t").send_keys(Keys.END)
+        wait.until(lambda d: by_id(d, "status").is_displayed())
+        assert "The demo is not running" in by_id(driver, "status").text
+        assert by_id(driver, "t").get_attribute("value") == shown  # the slider does not pretend
+        assert by_id(driver, "t-value").text == f"{float(shown):.2f}"
+        assert not by_id(driver, "t").is_enabled()
+        seen = updates(driver)
+        with demo_process(tmp_path, "--port", port):  # the same address again
+            wait.until(lambda d: updates(d) > seen and not by_id(d, "status").is_displayed())
+            assert selected(driver, "horse") == "horse_0"
+            note = by_id(driver, "note").text
+            assert "Dropped my_horse.png (the demo restarted and forgot it" in note
+            assert not driver.find_elements("css selector", '.choice[data-name="my_horse.png"]')
+            assert by_id(driver, "t").is_enabled() and by_id(driver, "message").text == ""
+    finally:
+        driver.quit()

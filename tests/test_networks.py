@@ -42,11 +42,14 @@ def test_encoder_and_decoder_shapes_and_sizes():
     assert count(dec) == sum(i * o * k * k + o for i, o, k in convs)
 
 
-def test_critic_outputs_one_float32_score_per_image():
+def test_the_critic_scores_each_image_by_the_mean_of_its_last_map():
     critic = networks.critic((32, 32, 3), depth=4, latent=4, scales=3, dtype="mixed_bfloat16")
-    out = critic(np.zeros((5, 32, 32, 3), np.float32))
-    assert tuple(out.shape) == (5, 1)
-    assert str(out.dtype) == "<dtype: 'float32'>" or "float32" in str(out.dtype)
+    images = np.random.default_rng(0).uniform(-1, 1, (5, 32, 32, 3)).astype(np.float32)
+    out = critic(images)
+    assert tuple(out.shape) == (5, 1) and out.dtype == "float32"
+    body = np.asarray(critic.get_layer("critic_body")(images), np.float32)  # (5, 4, 4, 4)
+    np.testing.assert_allclose(np.asarray(out)[:, 0], body.mean(axis=(1, 2, 3)), rtol=1e-5)
+    assert np.ptp(np.asarray(out)) > 0  # one score per image, not one per batch
 
 
 def test_mixed_precision_outputs_stay_float32():

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from acai import AcaiError
-from acai.images import to_float
+from acai.images import to_float, to_uint8
 from acai.pegasi import judge as judge_lib
 from acai.pegasi import pegasus as interp
 from acai.pegasi.realism import DISSOLVE_ROWS, SETS
@@ -93,6 +93,9 @@ def test_pick_checks_index_range_class_and_files(pegasus_kit, tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(AcaiError, match="not an image file"):
         interp.pick(str(tmp_path / "notes.txt"), data=data, want="bird")
+    Image.new("1", (5000, 5000)).save(tmp_path / "huge.png")
+    with pytest.raises(AcaiError, match="huge.png': too many pixels: this PNG is 5000x5000"):
+        interp.pick(str(tmp_path / "huge.png"), data=data, want="bird")
     Image.new("LA", (50, 90), (200, 128)).save(tmp_path / "odd.png")
     picked = interp.pick(str(tmp_path / "odd.png"), data=data, want="bird")
     assert picked.image.shape == (32, 32, 3) and picked.image.dtype == np.uint8
@@ -106,13 +109,15 @@ def test_walk_writes_the_pegasus_and_the_strip(pegasus_kit, tmp_path):
     horse = interp.pick("7", data=data, want="horse")
     bird = interp.pick("1", data=data, want="bird")
     result = interp.walk(run, judge, horse, bird, t=0.5, steps=5, out=tmp_path)
-    for name in ("pegasus.png", "pegasus_smooth.png", "strip.png", "pegasus.json"):
-        assert (tmp_path / name).is_file(), name
-    assert Image.open(tmp_path / "pegasus.png").size == (256, 256)
+    # the PNG is the slerp pegasus at t, each pixel 8x8
+    shown = np.asarray(Image.open(tmp_path / "pegasus.png").convert("RGB"))[::8, ::8]
+    z = run.model.encode(to_float(np.stack([horse.image, bird.image])))
+    expected = np.asarray(to_uint8(run.model.decode_path(z[:1], z[1:], 0.5, path="slerp")))[0]
+    assert np.abs(shown.astype(int) - expected).max() <= 1
     strip = Image.open(tmp_path / "strip.png")
     assert strip.size[0] > 2 * strip.size[1]  # a wide strip: 7 columns, 2 rows
-    for way in ("lerp", "slerp"):
-        assert 0 <= result[way]["p_horse"] <= 1 and np.isfinite(result[way]["critic_alpha"])
+    # the scores at t are the judge's for that image
+    assert result["slerp"]["sharpness"] == pytest.approx(judge_lib.sharpness(expected[None])[0])
     # slerp keeps the latent norm; lerp's midpoint is shorter than the ends
     assert result["slerp"]["latent_norm_vs_ends"] > result["lerp"]["latent_norm_vs_ends"]
     assert strict_json(tmp_path / "pegasus.json")["t"] == 0.5

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import collections
-import hashlib
 import http.server
 import ipaddress
 import json
 import logging
+import math
 import socket
 import threading
 import time
@@ -16,21 +15,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
-from acai.core.model import strips
-from acai.core.walks import PATHS
 from acai.errors import AcaiError
-from acai.images import grid, png_bytes, to_float, to_uint8
-from acai.pegasi.judge import horse_or_bird
+from acai.images import TooManyPixels, decode_image, png_bytes
 from acai.pegasi.pegasus import VIEW_SCALE
-from acai.pegasi.settings import check_t_steps
+from acai.pegasi.studio import PATHS, STRIP_STEPS, Refusal, Studio
 from acai.training import data as data_lib
-from acai.training import run as run_lib
-from acai.training.run import SAMPLES, Run
+from acai.training.run import SAMPLES
 
 __all__ = [
     "DemoServer",
     "MAX_UPLOAD",
-    "Studio",
     "is_loopback",
     "local_host",
     "number_t",
@@ -41,76 +35,11 @@ log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).with_name("demo_page.html")
 MAX_UPLOAD = 10 * 2**20  # bytes; larger uploads are refused before their body is read
-STRIP_STEPS = 11  # decoded points on each row of the strip, both ends included
+UPLOADS_AT_ONCE = 4  # uploads read at once; each is decoded alone (images.BYTES_PER_PIXEL)
+UPLOAD_WAIT = 10.0  # seconds an upload waits for its turn before the demo answers 503
 STRIP_SCALE = 2
-CACHE = 256  # uploaded photos whose latents are kept (the samples are always kept)
 DRAIN_SECONDS = 2.0  # how long a refused upload's body is read and dropped, so the client
 # can read the refusal (a socket closed on unread data resets the connection)
-
-
-class Refusal(AcaiError):
-    """A request the demo cannot answer; `status` is its HTTP status code (4xx)."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-class Studio:
-    """The loaded model and the latents of every photo it has seen; one model call at a time."""
-
-    def __init__(self, run: Run, classifier=None, *, cache: int = CACHE):
-        self.run = run
-        self.classifier = classifier  # an acai.training.classifier.Classifier, or None
-        self._photos: collections.OrderedDict[str, tuple] = collections.OrderedDict()
-        self._pinned: set[str] = set()
-        self._cache = cache
-        self._lock = threading.Lock()  # Keras models and the cache are shared by all threads
-
-    def add(self, image: np.ndarray, *, pin: bool = False) -> str:
-        """Encodes a uint8 (32, 32, 3) photo once and keeps its latent; returns its id."""
-        image = np.ascontiguousarray(image, np.uint8)
-        key = hashlib.sha256(image.tobytes()).hexdigest()[:16]
-        with self._lock:
-            if key not in self._photos:
-                latent = np.asarray(self.run.model.encode(to_float(image[None])))  # (1, h, w, c)
-                self._photos[key] = (image, latent)
-            self._photos.move_to_end(key)
-            if pin:
-                self._pinned.add(key)
-            unpinned = [k for k in self._photos if k not in self._pinned]
-            for old in unpinned[: max(0, len(unpinned) - self._cache)]:
-                del self._photos[old]
-        return key
-
-    def photo(self, key: str) -> tuple[np.ndarray, np.ndarray]:
-        """(image, latent) of a photo `add` returned `key` for."""
-        with self._lock:
-            if key not in self._photos:
-                raise Refusal(404, f"no photo '{key}' here (the demo restarted?); pick it again")
-            return self._photos[key]
-
-    def pegasus(self, horse: str, bird: str, t: float, path: str) -> tuple[np.ndarray, dict]:
-        """The decoded pegasus (32, 32, 3) uint8 at t on the path, and P(horse), P(bird) when
-        there is a classifier."""
-        (_, za), (_, zb) = self.photo(horse), self.photo(bird)
-        with self._lock:
-            decoded = np.asarray(to_uint8(self.run.model.decode_path(za, zb, t, path=path)))
-            scores = {}
-            if self.classifier is not None:  # (1, H, W, C) uint8
-                p_horse, p_bird, _ = horse_or_bird(
-                    self.classifier, self.classifier.probabilities(decoded)
-                )
-                scores = {"p_horse": float(p_horse[0]), "p_bird": float(p_bird[0])}
-        return decoded[0], scores
-
-    def strip(self, horse: str, bird: str) -> np.ndarray:
-        """Two rows, lerp then slerp: the horse, STRIP_STEPS decoded points, the bird."""
-        (x_h, _), (x_b, _) = self.photo(horse), self.photo(bird)
-        ts = np.linspace(0, 1, STRIP_STEPS, dtype=np.float32)
-        with self._lock:
-            rows = strips(self.run.model, to_float(x_h[None]), to_float(x_b[None]), ts)
-        return grid([np.asarray(to_uint8(rows[path][0])) for path in PATHS])
 
 
 # --- requests --------------------------------------------------------------------------------
@@ -121,11 +50,9 @@ def number_t(text: str) -> float:
     try:
         t = float(text)
     except ValueError:
-        raise Refusal(400, f"t='{text}' is not a number; 0 is the horse, 1 the bird") from None
-    try:
-        check_t_steps(t, 2)
-    except AcaiError as e:
-        raise Refusal(400, str(e)) from None
+        t = math.nan
+    if not 0.0 <= t <= 1.0:
+        raise Refusal(400, f"t={text} is not a number from 0 to 1; 0 is the horse, 1 the bird")
     return t
 
 
@@ -139,10 +66,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self._answer(self._get)
 
+    def do_HEAD(self):
+        self._answer(self._get, head=True)
+
     def do_POST(self):
         self._answer(self._post)
 
-    def _answer(self, route):
+    def _answer(self, route, *, head: bool = False):
         url = urlsplit(self.path)
         try:
             if self.server.local_only and not local_host(self.headers.get("Host", "")):
@@ -168,7 +98,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        self.wfile.write(body)
+        if not head:
+            self.wfile.write(body)
         if headers.get("Connection") == "close":
             self._drain()
 
@@ -180,8 +111,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/api/info":
             return 200, "application/json", json.dumps(self.server.info).encode(), {}
         if path == "/api/photo.png":
-            image, _ = studio.photo(_arg(query, "id"))
+            image, _, _ = studio.photo(_arg(query, "id"))
             return 200, "image/png", png_bytes(image, scale=VIEW_SCALE // 2), {}
+        if path == "/api/best":
+            horse, bird, walk = _arg(query, "horse"), _arg(query, "bird"), _path(query)
+            t, scores = studio.best_t(horse, bird, walk)
+            return 200, "application/json", json.dumps({"t": t, "scores": scores}).encode(), {}
+        if path == "/api/random":
+            pair = studio.random_pair(query.get("horse", ""), query.get("bird", ""))
+            return 200, "application/json", json.dumps(pair).encode(), {}
         if path == "/api/strip.png":
             strip = studio.strip(_arg(query, "horse"), _arg(query, "bird"))
             return 200, "image/png", png_bytes(strip, scale=STRIP_SCALE), {}
@@ -190,13 +128,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         raise Refusal(404, f"nothing at {path}; the demo is at /")
 
     def _pegasus(self, studio: Studio, query: dict):
-        t, path = number_t(_arg(query, "t")), _arg(query, "path")
-        if path not in PATHS:
-            raise Refusal(400, f"path='{path}' is neither 'lerp' nor 'slerp'")
-        image, scores = studio.pegasus(_arg(query, "horse"), _arg(query, "bird"), t, path)
-        headers = {f"X-Acai-{k.replace('_', '-')}": f"{v:.4f}" for k, v in scores.items()}
+        t, path = number_t(_arg(query, "t")), _path(query)
+        horse, bird = _arg(query, "horse"), _arg(query, "bird")
+        image, scores = studio.pegasus(horse, bird, t, path)
+        headers = {f"X-Acai-{k.replace('_', '-').title()}": f"{v:.4f}" for k, v in scores.items()}
         if query.get("download"):
-            name = f"pegasus_{path}_t{t:.2f}.png"
+            name = studio.download_name(horse, bird, t, path)
             headers["Content-Disposition"] = f'attachment; filename="{name}"'
         return 200, "image/png", png_bytes(image, scale=VIEW_SCALE), headers
 
@@ -211,17 +148,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if size > MAX_UPLOAD:
             self._unread = size
             return _too_large(size)
+        if not self.server.uploads.acquire(timeout=UPLOAD_WAIT):  # bounds the memory uploads hold
+            self._unread = size
+            message = f"the demo is busy reading {UPLOADS_AT_ONCE} other uploads; try again"
+            return _error(path, 503, message, {"Connection": "close", "Retry-After": "2"})
+        try:
+            image = self._read_photo(size)
+        finally:
+            self.server.uploads.release()
+        name = query.get("name", "photo")[:200]
+        reply = self.server.studio.add(image, name=name)
+        return 200, "application/json", json.dumps(reply).encode(), {}
+
+    def _read_photo(self, size: int) -> np.ndarray:
         body = self.rfile.read(size)
         if len(body) < size:
             self.close_connection = True
             raise Refusal(400, f"the upload ended after {len(body):,} of {size:,} bytes")
         try:
-            image = data_lib.decode_image(body)
+            with self.server.decoding:  # one decode at a time: images.BYTES_PER_PIXEL each
+                return decode_image(body)
+        except TooManyPixels as e:
+            raise Refusal(400, str(e)) from None
         except ValueError as e:
             raise Refusal(400, f"{e}; upload a JPEG or PNG") from None
-        key = self.server.studio.add(image)
-        reply = {"id": key, "photo": f"/api/photo.png?id={key}"}
-        return 200, "application/json", json.dumps(reply).encode(), {}
 
     def _drain(self):
         """Reads and drops a refused upload's body for a while, then closes the connection."""
@@ -245,6 +195,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_request(self, code="-", size="-"):
         if isinstance(code, int) and code >= 400:
             log.info("demo: %s -> %s", self.requestline, code)
+
+
+def _path(query: dict) -> str:
+    path = _arg(query, "path")
+    if path not in PATHS:
+        raise Refusal(400, f"path={path} is neither lerp nor slerp")
+    return path
 
 
 def _query(text: str) -> dict[str, str]:
@@ -287,6 +244,8 @@ class DemoServer(http.server.ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, Handler)
         self.studio, self.files, self.info = studio, files, info
+        self.uploads = threading.BoundedSemaphore(UPLOADS_AT_ONCE)
+        self.decoding = threading.Lock()
         self.local_only = is_loopback(address[0])  # then Host must name this machine too
 
     @property
@@ -298,21 +257,27 @@ class DemoServer(http.server.ThreadingHTTPServer):
 
 
 def start(
-    workdir: str | Path | None, *, classifier: str | Path, host: str = "127.0.0.1", port: int = 8000
+    workdir: str | Path | None,
+    *,
+    classifier: str | Path,
+    data: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
 ) -> DemoServer:
     """Binds the address, loads the model once and encodes the sample photos; then
     `serve_forever()` answers requests.
 
     Args:
       workdir: a trained run or an export; None for the shipped model.
-      classifier: a `classifier.keras`; P(horse) and P(bird) are shown when it exists.
+      classifier: a `classifier.keras`; P(horse), P(bird) and best t are there when it exists.
+      data: a data source whose test horses and birds "random" draws from (else the samples).
       host: the address to listen on (127.0.0.1: this machine only).
       port: the port, 0-65535; 0 picks a free one.
 
     Returns:
       The server, bound and ready.
     """
-    from acai.training import classifier as classifier_lib
+    from acai.pegasi import pegasus
 
     if not PAGE.is_file():
         raise AcaiError(f"the demo page is missing from '{PAGE}'; reinstall acai")
@@ -324,9 +289,10 @@ def start(
             "--port (make demo PORT=...) or --host"
         ) from None
     try:
-        run = run_lib.open(workdir)
-        judge = classifier_lib.Classifier(classifier) if Path(classifier).is_file() else None
-        server.studio = Studio(run, judge)
+        run, loaded, judge = pegasus.setup(workdir, classifier, data=data)
+        if loaded is not None:
+            data_lib.class_indices(loaded, ("horse", "bird"), fix="pass data with both")
+        server.studio = Studio(run, judge, data=loaded)
         server.files, samples = _files(server.studio)
     except BaseException:
         server.server_close()
@@ -335,7 +301,8 @@ def start(
         "model": "the shipped model" if workdir is None else str(run.workdir),
         "step": run.step,
         "samples": samples,
-        "classifier": judge is not None,
+        "classifier": judge.classifier is not None,
+        "random_from": "the test set" if loaded is not None else "the samples",
         "max_upload": MAX_UPLOAD,
         "strip_steps": STRIP_STEPS,
     }
@@ -350,8 +317,9 @@ def _files(studio: Studio) -> tuple[dict, dict]:
         for path in sorted(SAMPLES.glob(f"{kind}_*.jpg")):
             url = f"/samples/{path.name}"
             files[url] = ("image/jpeg", path.read_bytes())
-            key = studio.add(data_lib.decode_image(path), pin=True)
-            samples[kind].append({"name": path.stem, "url": url, "id": key})
+            added = studio.add(decode_image(path), name=path.stem, pin=True)
+            samples[kind].append({"name": path.stem, "url": url, "id": added["id"]})
+    studio.samples = samples
     return files, samples
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from acai.errors import AcaiError
 from acai.files import sha256_file
-from acai.images import to_float, to_uint8
+from acai.images import decode_image, to_float, to_uint8
 from acai.pegasi.metrics import kid, sq_distances, swd
 from acai.training import data as data_lib
 from acai.training.run import SAMPLES, Run
@@ -143,7 +143,7 @@ def make_judge(run: Run, data: data_lib.ImageData | None, classifier=None) -> Ju
     """Builds the scorer for a run; real-photo sharpness comes from its test horses and birds,
     or from the shipped sample photos when there are no data."""
     if data is None:
-        real = np.stack([data_lib.decode_image(p) for p in sorted(SAMPLES.glob("*.jpg"))])
+        real = np.stack([decode_image(p) for p in sorted(SAMPLES.glob("*.jpg"))])
         return Judge(run, classifier, None, float(np.median(sharpness(real))))
     real = data.test_images[np.isin(data.test_labels, horse_and_bird(data))]
     return Judge(run, classifier, data.train_images, float(np.median(sharpness(real))))

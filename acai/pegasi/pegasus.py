@@ -14,7 +14,17 @@ from acai.core.model import strips
 from acai.core.walks import PATHS, crossfade
 from acai.errors import AcaiError
 from acai.files import write_atomic, write_json
-from acai.images import figure_png, in_batches, pyplot, save_png, tile, to_float, to_uint8
+from acai.images import (
+    TooManyPixels,
+    decode_image,
+    figure_png,
+    in_batches,
+    pyplot,
+    save_png,
+    tile,
+    to_float,
+    to_uint8,
+)
 from acai.pegasi import judge as judge_lib
 from acai.pegasi import realism as realism_lib
 from acai.pegasi.judge import Judge, horse_and_bird, make_judge, nearest_distance, summarise
@@ -26,6 +36,7 @@ from acai.training.run import SAMPLES, Run
 __all__ = ["pegasi", "pick", "setup", "walk"]
 
 VIEW_SCALE = 8  # a 32x32 pegasus is saved at 256x256
+SCORE_BATCH = 2048  # images scored in one call (the critic and the classifier see them all)
 
 
 # --- opening a model -------------------------------------------------------------------------
@@ -103,7 +114,7 @@ def pick(
     if spec == "sample" or (spec == "random" and data is None):
         files = sorted(SAMPLES.glob(f"{want}_*.jpg"))
         path = files[0] if spec == "sample" else files[int(rng.integers(len(files)))]
-        return Picked(data_lib.decode_image(path), f"sample photo {path.name}")
+        return Picked(decode_image(path), f"sample photo {path.name}")
     if spec == "random":
         (label,) = data_lib.class_indices(data, (want,))
         index = int(rng.choice(np.flatnonzero(data.test_labels == label)))
@@ -121,7 +132,9 @@ def pick(
             f"'{spec}' is neither 'sample', 'random', a test-set index, nor an image file"
         )
     try:
-        return Picked(data_lib.decode_image(path), f"file {path.name}")
+        return Picked(decode_image(path), f"file {path.name}")
+    except TooManyPixels as e:
+        raise AcaiError(f"'{spec}': {e}") from None
     except ValueError:
         raise AcaiError(f"'{spec}' is not an image file PIL can read; pass a PNG or JPEG") from None
 
@@ -328,7 +341,8 @@ def _check_pegasi_args(ts, judge: Judge, data, *, n: int, candidates: int) -> No
 def best_of_each_pair(
     run: Run, judge: Judge, horses, birds, ts, *, prefer_white: bool = False, path: str = "slerp"
 ):
-    """Decodes each horse-bird pair along `path` at every t, and keeps each pair's best t.
+    """Decodes each horse-bird pair along `path` at every t, and keeps each pair's best t (the
+    ranking of `make pegasi` and of the demo's "best t").
 
     Args:
       run: a loaded run.
@@ -347,10 +361,16 @@ def best_of_each_pair(
         return run.model.interpolate(to_float(h), to_float(b), np.float32(ts), path=path)
 
     decoded = in_batches(walk_pairs, horses, birds, axis=1)  # (T, P, 32, 32, 3)
-    per_t = [judge.score(d, prefer_white=prefer_white, nearest=False) for d in decoded]
-    best_t = np.argmax(np.stack([s["score"] for s in per_t]), axis=0)  # (P,)
-    rows = np.arange(len(horses))
-    scores = {k: np.stack([s[k] for s in per_t])[best_t, rows] for k in per_t[0]}
+    steps, pairs = decoded.shape[:2]
+    flat = decoded.reshape(steps * pairs, *decoded.shape[2:])  # every t of every pair
+    parts = [
+        judge.score(flat[i : i + SCORE_BATCH], prefer_white=prefer_white, nearest=False)
+        for i in range(0, len(flat), SCORE_BATCH)
+    ]
+    per_t = {k: np.concatenate([p[k] for p in parts]).reshape(steps, pairs) for k in parts[0]}
+    best_t = np.argmax(per_t["score"], axis=0)  # (P,)
+    rows = np.arange(pairs)
+    scores = {k: v[best_t, rows] for k, v in per_t.items()}
     return decoded[best_t, rows], scores, np.asarray(ts, np.float32)[best_t]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import logging
 import os
 import pickle
@@ -17,7 +16,7 @@ import numpy as np
 from acai.core.config import IMAGE_SIZE
 from acai.errors import DataError
 from acai.files import fingerprint, replacing
-from acai.images import to_float
+from acai.images import decode_image, to_float
 from acai.training.lines import (
     LINES_CLASSES,
     LINES_SOURCE,
@@ -332,7 +331,7 @@ def _image_folder(entries: list, path: Path) -> ImageData:
                 raise DataError(f"'{path}' has test class '{name}' with no training images")
             for _, read in sorted(classes[name], key=lambda e: e[0]):
                 try:
-                    images.append(decode_image(read()))
+                    images.append(decode_image(read(), IMAGE_SIZE))
                     labels.append(class_names.index(name))
                 except ValueError:
                     skipped += 1
@@ -354,42 +353,6 @@ def _holdout(images, labels):
     n_test = max(1, int(len(images) * HOLDOUT_FRACTION))
     test, train = order[:n_test], order[n_test:]
     return (images[train], labels[train]), (images[test], labels[test])
-
-
-def decode_image(data: bytes | str | Path, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Decodes an image of any size and mode to RGB uint8 (size, size, 3).
-
-    Non-square images are centre-cropped to a square first, then resized.
-
-    Args:
-      data: the encoded bytes, or a file path.
-      size: the output width and height.
-
-    Returns:
-      The image array. Raises ValueError when `data` is not a readable image.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
-            im.load()
-            if im.mode in ("RGBA", "LA", "P", "PA"):
-                rgba = im.convert("RGBA")
-                im = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                im.alpha_composite(rgba)  # transparent parts become white, not black
-            im = im.convert("RGB")
-            w, h = im.size
-            side = min(w, h)
-            im = im.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2))
-            if side != size:
-                im = im.resize((size, size), Image.Resampling.LANCZOS)
-            return np.asarray(im, np.uint8)
-    except UnidentifiedImageError:  # its message names the file object, e.g. <_io.BytesIO ...>
-        raise ValueError("not a readable image: not in any image format PIL knows") from None
-    except (OSError, SyntaxError) as e:
-        raise ValueError(f"not a readable image: {e}") from None
-    except Image.DecompressionBombError as e:  # a small file that would fill memory if decoded
-        raise ValueError(f"too many pixels to decode: {e}") from None
 
 
 # --- tf.data ---------------------------------------------------------------------------------
