@@ -303,8 +303,9 @@ def test_a_classifier_adds_probabilities_and_the_best_t_of_make_pegasi(server, t
     for path in ("slerp", "lerp"):
         t, best = with_classifier.best_t(horse, bird, path)
         z = [with_classifier.photo(k)[1] for k in (horse, bird)]
-        walk = run.model.decode_path(*z, studio.BEST_T, path=path)[:, 0]
-        ranked = judge.score(np.asarray(walk), nearest=False)["score"]  # (101,)
+        walk = np.asarray(run.model.decode_path(*z, studio.BEST_T, path=path)[:, 0])
+        ends = [np.repeat(np.asarray(run.model.decode(zz)), len(walk), axis=0) for zz in z]
+        ranked = judge.score(walk, nearest=False, ends=ends)["score"]  # (101,), blends penalised
         assert t == studio.BEST_T[np.argmax(ranked)] and best["score"] == pytest.approx(
             ranked.max()
         )

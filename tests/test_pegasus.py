@@ -75,6 +75,12 @@ def test_combined_score_prefers_a_torn_classifier_and_a_calm_critic():
     assert white[0] == 1 and judge_lib.whiteness(np.zeros((1, 4, 4, 3), np.uint8))[0] == 0
 
 
+def test_the_ranking_penalises_a_blend_of_the_two_ends_only_beyond_a_true_in_between():
+    torn = [np.array([0.5])] * 2 + [np.array([0.0]), np.array([1.0])]
+    blends = [judge_lib.combined_score(*torn, blend=np.array([b]))[0] for b in (0.6, 0.85, 1.0)]
+    assert blends == pytest.approx([1.0, 0.9, 0.8])
+
+
 # --- picking inputs --------------------------------------------------------------------------
 
 

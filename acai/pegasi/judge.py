@@ -11,6 +11,7 @@ import numpy as np
 from acai.errors import AcaiError
 from acai.files import sha256_file
 from acai.images import decode_image, to_float, to_uint8
+from acai.pegasi.baselines import dissolve_index
 from acai.pegasi.metrics import kid, sq_distances, swd
 from acai.training import data as data_lib
 from acai.training.run import SAMPLES, Run
@@ -68,20 +69,33 @@ def whiteness(images: np.ndarray) -> np.ndarray:
     return (bright & grey).mean(axis=(1, 2))
 
 
-def combined_score(p_horse, p_bird, critic_alpha, sharp_ratio, white=None, *, prefer_white=False):
-    """The ranking score of a pegasus, in [0, 1] (1.3 with prefer_white); higher is better.
+# The dissolve index of a true in-between (a photo moved 2 px, fitted on itself and moved 4 px,
+# measured on CIFAR-10): a pegasus blended less than this loses nothing for blending.
+IN_BETWEEN_INDEX = 0.7
+BLEND_PENALTY = 0.2  # what a pure blend of the two ends (index 1) loses
+
+
+def combined_score(
+    p_horse, p_bird, critic_alpha, sharp_ratio, white=None, *, prefer_white=False, blend=None
+):
+    """The ranking score of a pegasus, at most 1 (1.3 with prefer_white); higher is better.
 
     0.6 * recognisability + 0.2 * realism + 0.2 * sharpness, where recognisability is
     2 * min(P(horse), P(bird)) (1 when the classifier is torn 50/50 between the two), realism is
     1 - 2 * critic alpha (the critic's alpha is 0 for real-looking reconstructions and at most
     0.5), and sharpness is the image's Laplacian variance relative to real horse and bird
-    photos, capped at 1. prefer_white adds 0.3 * whiteness.
+    photos, capped at 1. prefer_white adds 0.3 * whiteness. With `blend`, the dissolve index
+    of each pegasus against its two ends' reconstructions, it loses up to BLEND_PENALTY, in
+    proportion to how far the index lies above a true in-between's (IN_BETWEEN_INDEX).
     """
     recognisable = 2 * np.minimum(p_horse, p_bird)
     realism = 1 - 2 * np.clip(critic_alpha, 0, 0.5)
     score = 0.6 * recognisable + 0.2 * realism + 0.2 * np.clip(sharp_ratio, 0, 1)
     if prefer_white:
         score = score + 0.3 * np.asarray(white)
+    if blend is not None:
+        excess = (np.asarray(blend) - IN_BETWEEN_INDEX) / (1 - IN_BETWEEN_INDEX)
+        score = score - BLEND_PENALTY * np.clip(excess, 0, 1)
     return score
 
 
@@ -97,11 +111,18 @@ class Judge:
     real_sharpness: float  # median over real test horses and birds (or the sample photos)
 
     def score(
-        self, decoded: np.ndarray, *, prefer_white: bool = False, nearest: bool = True
+        self,
+        decoded: np.ndarray,
+        *,
+        prefer_white: bool = False,
+        nearest: bool = True,
+        ends: tuple | None = None,
     ) -> dict[str, np.ndarray]:
         """Scores float images in [-1, 1] (B, 32, 32, 3); returns one array per score.
 
         nearest=False skips the (slow) nearest-training-image search; it reads NaN then.
+        `ends`, the reconstructions (B, 32, 32, 3) of each pegasus's horse and bird, add its
+        dissolve index ("blend"), which the ranking score then penalises.
         """
         images = np.asarray(to_uint8(decoded))
         critic = (
@@ -118,6 +139,9 @@ class Judge:
             "whiteness": whiteness(images),
         }
         out["sharpness_vs_real"] = out["sharpness"] / self.real_sharpness
+        if ends is not None:  # as served: the uint8 images, in [-1, 1]
+            served = [to_float(np.asarray(to_uint8(e))) for e in ends]
+            out["blend"] = dissolve_index(to_float(images), *served)
         if self.classifier is not None:
             probs = self.classifier.probabilities(images)
             out["p_horse"], out["p_bird"], called = horse_or_bird(self.classifier, probs)
@@ -129,6 +153,7 @@ class Judge:
                 out["sharpness_vs_real"],
                 out["whiteness"],
                 prefer_white=prefer_white,
+                blend=out.get("blend"),
             )
         return out
 

@@ -342,7 +342,8 @@ def best_of_each_pair(
     run: Run, judge: Judge, horses, birds, ts, *, prefer_white: bool = False, path: str = "slerp"
 ):
     """Decodes each horse-bird pair along `path` at every t, and keeps each pair's best t (the
-    ranking of `make pegasi` and of the demo's "best t").
+    ranking of `make pegasi` and of the demo's "best t"): `judge.score`'s combined score, less
+    its penalty for a pegasus that is a blend of the pair's two reconstructions.
 
     Args:
       run: a loaded run.
@@ -357,14 +358,21 @@ def best_of_each_pair(
       the nearest-training-image search is left out (NaN), as it is slow.
     """
 
-    def walk_pairs(h, b):  # every pair encoded once, decoded at every t
-        return run.model.interpolate(to_float(h), to_float(b), np.float32(ts), path=path)
+    def walk_pairs(h, b):  # every pair encoded once, decoded at every t and at both ends
+        ends = np.float32([0.0, 1.0, *ts])
+        return run.model.interpolate(to_float(h), to_float(b), ends, path=path)
 
-    decoded = in_batches(walk_pairs, horses, birds, axis=1)  # (T, P, 32, 32, 3)
-    steps, pairs = decoded.shape[:2]
+    walked = in_batches(walk_pairs, horses, birds, axis=1)  # (2 + T, P, 32, 32, 3)
+    decoded, steps, pairs = walked[2:], len(ts), len(horses)
     flat = decoded.reshape(steps * pairs, *decoded.shape[2:])  # every t of every pair
+    ends = [np.broadcast_to(e, decoded.shape).reshape(flat.shape) for e in walked[:2]]
     parts = [
-        judge.score(flat[i : i + SCORE_BATCH], prefer_white=prefer_white, nearest=False)
+        judge.score(
+            flat[i : i + SCORE_BATCH],
+            prefer_white=prefer_white,
+            nearest=False,
+            ends=(ends[0][i : i + SCORE_BATCH], ends[1][i : i + SCORE_BATCH]),
+        )
         for i in range(0, len(flat), SCORE_BATCH)
     ]
     per_t = {k: np.concatenate([p[k] for p in parts]).reshape(steps, pairs) for k in parts[0]}
