@@ -325,8 +325,8 @@ class ACAI(keras.Model):
             reported.update(loss_critic_real=real, loss_probe=probe)
             for part in self.parts:
                 step = Step(x=x, x_hat=x_hat, x_mix=x_mix, per_image=per_image.get(part.name))
-                optimizer = getattr(self, part.optimizer_argument or "", None)
-                terms = part.terms(step, optimizer=optimizer)
+                own = part.optimizer_argument
+                terms = part.terms(step, optimizer=getattr(self, own) if own else None)
                 for network, term in terms.losses.items():
                     losses[network] = losses.get(network, 0.0) + term
                 reported.update(terms.reported)
