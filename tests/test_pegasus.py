@@ -367,7 +367,7 @@ def test_realism_image_sets_are_built_from_the_same_pairs(pegasus_kit):
     assert (data.test_labels[pairs[:, 0]] == horse).all()
     assert (data.test_labels[pairs[:, 1]] == bird).all()
     assert len({tuple(p) for p in pairs}) == 8
-    sets = realism.image_sets(run, data, pairs)
+    sets = realism.image_sets(realism.decode_pairs(run, data, pairs))
     assert set(sets) == set(realism.SETS)
     assert all(
         images.shape == (8, 32, 32, 3) and images.dtype == np.uint8 for images in sets.values()

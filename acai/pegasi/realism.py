@@ -57,52 +57,70 @@ def draw_pairs(
     return np.stack([horses[flat // len(birds)], birds[flat % len(birds)]], 1)
 
 
-def image_sets(run: Run, data: data_lib.ImageData, pairs: np.ndarray, *, t: float = 0.5):
-    """The uint8 image sets of `SETS` for these pairs; "real" and "reconstruction" take the
-    horse of every even pair and the bird of every odd one, so they hold both classes."""
-    horses = to_float(data.test_images[pairs[:, 0]])
-    birds = to_float(data.test_images[pairs[:, 1]])
-    z_h, z_b = run.model.encode(horses), run.model.encode(birds)
-    rec_h, rec_b = np.asarray(run.model.decode(z_h)), np.asarray(run.model.decode(z_b))
-    walks = {path: np.asarray(run.model.decode_path(z_h, z_b, t, path=path)) for path in PATHS}
-    odd = (np.arange(len(pairs)) % 2 == 1)[:, None, None, None]
-    sets = {
-        "real": np.where(odd, birds, horses),
-        "reconstruction": np.where(odd, rec_b, rec_h),
-        "slerp": walks["slerp"],
-        "lerp": walks["lerp"],
-        "crossfade": crossfade(horses, birds, t),
-        "crossfade_contrast": baselines.contrast_restored(horses, birds, t),
-        "half_cut": baselines.half_and_half(horses, birds),
-        "crossfade_reconstructions": crossfade(rec_h, rec_b, t),
-    }
-    return {name: np.asarray(to_uint8(images)) for name, images in sets.items()}
+T = 0.5  # where on each walk the midpoints are judged
 
 
-def dissolve_indices(run: Run, data: data_lib.ImageData, pairs: np.ndarray, *, t: float = 0.5):
-    """`acai.pegasi.baselines.dissolve_index` of each pair's midpoints, as the product serves
-    them (uint8), fitted on the reconstructions of the pair's two photos; and of the scale's
-    references: a cross-fade of those reconstructions (1), the reconstruction of an unrelated
-    photo (the floor), and a true in-between, a photo moved 2 pixels fitted on itself and moved
-    4 pixels.
+def decode_pairs(run: Run, data: data_lib.ImageData, pairs: np.ndarray) -> dict:
+    """Each pair's photos, their reconstructions and the midpoints at T along each walk, float
+    in [-1, 1]: what `image_sets` and `dissolve_indices` are made of, decoded once.
 
     Returns:
-      {row of `DISSOLVE_ROWS`: (pairs,) R^2}.
+      {"horse", "bird", "horse_reconstruction", "bird_reconstruction", "lerp", "slerp"}, each
+      (pairs, H, W, C).
     """
     horses = to_float(data.test_images[pairs[:, 0]])
     birds = to_float(data.test_images[pairs[:, 1]])
     z_h, z_b = run.model.encode(horses), run.model.encode(birds)
+    return {
+        "horse": np.asarray(horses),
+        "bird": np.asarray(birds),
+        "horse_reconstruction": np.asarray(run.model.decode(z_h)),
+        "bird_reconstruction": np.asarray(run.model.decode(z_b)),
+        **{path: np.asarray(run.model.decode_path(z_h, z_b, T, path=path)) for path in PATHS},
+    }
+
+
+def image_sets(decoded: dict) -> dict:
+    """The uint8 image sets of `SETS` from `decode_pairs`; "real" and "reconstruction" take the
+    horse of every even pair and the bird of every odd one, so they hold both classes."""
+    horses, birds = decoded["horse"], decoded["bird"]
+    rec_h, rec_b = decoded["horse_reconstruction"], decoded["bird_reconstruction"]
+    odd = (np.arange(len(horses)) % 2 == 1)[:, None, None, None]
+    sets = {
+        "real": np.where(odd, birds, horses),
+        "reconstruction": np.where(odd, rec_b, rec_h),
+        "slerp": decoded["slerp"],
+        "lerp": decoded["lerp"],
+        "crossfade": crossfade(horses, birds, T),
+        "crossfade_contrast": baselines.contrast_restored(horses, birds, T),
+        "half_cut": baselines.half_and_half(horses, birds),
+        "crossfade_reconstructions": crossfade(rec_h, rec_b, T),
+    }
+    return {name: np.asarray(to_uint8(images)) for name, images in sets.items()}
+
+
+def dissolve_indices(decoded: dict) -> dict:
+    """`acai.pegasi.baselines.dissolve_index` of each pair's midpoints from `decode_pairs`, as
+    the product serves them (uint8), fitted on the reconstructions of the pair's two photos;
+    and of the scale's references: a cross-fade of those reconstructions (1), the
+    reconstruction of an unrelated photo (the floor), and a true in-between, a photo moved 2
+    pixels fitted on itself and moved 4 pixels.
+
+    Returns:
+      {row of `DISSOLVE_ROWS`: (pairs,) R^2}.
+    """
 
     def served(images):  # as a PNG holds them
         return to_float(np.asarray(to_uint8(images)))
 
-    rec_h, rec_b = served(run.model.decode(z_h)), served(run.model.decode(z_b))
-    mids = {path: served(run.model.decode_path(z_h, z_b, t, path=path)) for path in PATHS}
+    rec_h = served(decoded["horse_reconstruction"])
+    rec_b = served(decoded["bird_reconstruction"])
+    horses = decoded["horse"]
     unrelated = np.roll(rec_h, 1, axis=0)  # another pair's horse
     index = baselines.dissolve_index
     return {
-        **{path: index(mid, rec_h, rec_b) for path, mid in mids.items()},
-        "crossfade_reconstructions": index(served(crossfade(rec_h, rec_b, t)), rec_h, rec_b),
+        **{path: index(served(decoded[path]), rec_h, rec_b) for path in PATHS},
+        "crossfade_reconstructions": index(served(crossfade(rec_h, rec_b, T)), rec_h, rec_b),
         "unrelated": index(unrelated, rec_h, rec_b),
         "shifted_photo": index(baselines.shifted(horses, 2), horses, baselines.shifted(horses, 4)),
     }
@@ -151,13 +169,13 @@ def realism(
     seen = {j.name: {name: [] for name in SETS} for j in judges}
     blended = {row: [] for row in DISSOLVE_ROWS}
     for draw in range(draws):
-        drawn = draw_pairs(data, pairs, rng)
-        sets = image_sets(run, data, drawn)
+        decoded = decode_pairs(run, data, draw_pairs(data, pairs, rng))
+        sets = image_sets(decoded)
         reference = real_photos(data, real, rng)
         for judge in judges:
             for name, verdict in judge.judge(sets, reference, seed=seed + draw).items():
                 seen[judge.name][name].append(verdict)
-        for row, values in dissolve_indices(run, data, drawn).items():
+        for row, values in dissolve_indices(decoded).items():
             blended[row].append(values)
     return {
         "judges": {j.name: {**j.describe(), **_summary(seen[j.name])} for j in judges},
@@ -167,7 +185,7 @@ def realism(
         "pairs": pairs,
         "real_images": real,
         "draws": draws,
-        "t": 0.5,
+        "t": T,
         "split": split,
     }
 
