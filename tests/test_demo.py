@@ -309,6 +309,8 @@ def test_a_classifier_adds_probabilities_and_the_best_t_of_make_pegasi(server, t
         assert t == studio.BEST_T[np.argmax(ranked)] and best["score"] == pytest.approx(
             ranked.max()
         )
+        _, shown = with_classifier.pegasus(horse, bird, t, path)  # the page's score at that t
+        assert shown["score"] == pytest.approx(best["score"], abs=1e-3)
     status, _, body = fetch(server, f"/api/best?horse={horse}&bird={bird}&path=slerp")
     assert status == 409 and "no classifier: make classifier" in json.loads(body)["error"]
 

@@ -15,10 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
+from acai.core.walks import PATHS
 from acai.errors import AcaiError
 from acai.images import TooManyPixels, decode_image, png_bytes
 from acai.pegasi.pegasus import VIEW_SCALE
-from acai.pegasi.studio import PATHS, STRIP_STEPS, Refusal, Studio
+from acai.pegasi.studio import STRIP_STEPS, Refusal, Studio
 from acai.training import data as data_lib
 from acai.training.run import SAMPLES
 

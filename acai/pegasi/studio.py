@@ -20,7 +20,7 @@ from acai.pegasi.pegasus import best_of_each_pair
 from acai.training import data as data_lib
 from acai.training.run import Run
 
-__all__ = ["BEST_T", "PATHS", "Refusal", "SCORES", "STRIP_STEPS", "Studio"]
+__all__ = ["BEST_T", "Refusal", "SCORES", "STRIP_STEPS", "Studio"]
 
 STRIP_STEPS = 11  # decoded points on each row of the strip, both ends included
 CACHE = 256  # uploaded photos whose latents are kept (the samples are always kept)
@@ -81,12 +81,14 @@ class Studio:
 
     def pegasus(self, horse: str, bird: str, t: float, path: str) -> tuple[np.ndarray, dict]:
         """The decoded pegasus (32, 32, 3) uint8 at t on the path, and its SCORES (P(horse),
-        P(bird) and the ranking score only with a classifier)."""
+        P(bird) and the ranking score only with a classifier): the ranking `best_t` maximises,
+        its blend of the two ends' reconstructions penalised."""
         (_, za, _), (_, zb, _) = self.photo(horse), self.photo(bird)
         with self._lock:
             z = self.run.model.decode_path(za, zb, t, path=path)
             decoded = np.asarray(z)  # (1, H, W, C) in [-1, 1]
-            scores = self.judge.score(decoded, nearest=False)
+            ends = np.asarray(self.run.model.decode(np.concatenate([za, zb])))  # (2, H, W, C)
+            scores = self.judge.score(decoded, nearest=False, ends=(ends[:1], ends[1:]))
         return np.asarray(to_uint8(decoded))[0], _first(scores)
 
     def best_t(self, horse: str, bird: str, path: str) -> tuple[float, dict]:
