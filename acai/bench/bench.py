@@ -79,6 +79,7 @@ def bench(
     keras_model = build()  # stepped by Keras' fit()
     twin = build()  # stepped by a bare tf.function of its train_step
     dataset = synthetic_data(config, model)
+    iterator = loop.distribute(strategy, dataset)
     per_call = settings.steps_per_execution
 
     def time_trainer_loop(steps):
@@ -92,7 +93,6 @@ def bench(
             jit=settings.jit,
         )
 
-    iterator = loop.distribute(strategy, dataset)
     start = time.perf_counter()
     time_trainer_loop(warmup)  # compiles
     compile_s = time.perf_counter() - start
