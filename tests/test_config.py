@@ -32,6 +32,7 @@ def test_latent_width_sets_the_number_of_scales(width, scales):
         ("disc_r1", -1.0, "'disc_r1'"),
         ("disc_beta1", 1.0, "'disc_beta1'"),
         ("disc_lr", -1e-3, "'disc_lr'"),
+        ("lr_schedule", "linear", "'lr_schedule'.*constant, cosine"),
         ("depth", "64", "wrong type"),
         ("depth", 6.5, "wrong type"),
         ("depth", True, "wrong type"),

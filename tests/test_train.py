@@ -9,6 +9,7 @@ import tensorflow as tf
 import acai
 from acai import WorkdirError
 from acai.core import model as model_lib
+from acai.core import networks
 from acai.training import callbacks as cb
 from acai.training import devices
 from acai.training import run as run_lib
@@ -204,3 +205,32 @@ def test_a_run_with_a_moving_average_trains_resumes_and_exports_the_average(tiny
     np.testing.assert_allclose(served.encode(images).numpy(), averaged, atol=1e-4)
     encoder = keras.saving.load_model(tmp_path / "export" / "encoder.keras")
     np.testing.assert_allclose(np.asarray(encoder(to_float(images))), averaged, atol=1e-5)
+
+
+def test_a_cosine_rate_falls_from_lr_to_zero_over_the_run_for_every_optimizer(tiny_config):
+    config = tiny_config.replace(
+        lr=1e-3, lr_schedule="cosine", total_kimg=1, batch=64, discweight=0.1
+    )
+    assert config.total_steps == 16
+    rate = networks.learning_rate(config, 1e-3)
+    assert [float(rate(s)) for s in (0, 8, 16, 32)] == pytest.approx([1e-3, 5e-4, 0, 0], abs=1e-9)
+    assert networks.learning_rate(config.replace(lr_schedule="constant"), 1e-3) == 1e-3
+
+    model = model_lib.build(
+        config, image_shape=(32, 32, 3), num_classes=2, precision="float32", jit=False
+    )
+    for name in model.optimizer_names:  # the three of the paper and the discriminator's
+        optimizer = getattr(model, name)
+        optimizer.iterations.assign(8)  # the rate reads the step count a checkpoint restores
+        assert float(optimizer.learning_rate) == pytest.approx(5e-4), name
+
+
+def test_a_cosine_run_resumes_only_over_the_budget_its_rate_falls_over(tiny_config, tmp_path):
+    cosine = tiny_config.replace(lr_schedule="cosine", total_kimg=2)
+    (tmp_path / "config.json").write_text(cosine.to_json())
+    run_lib.check_resume(tmp_path, cosine)  # the same budget: it resumes
+    with pytest.raises(WorkdirError, match="pass total_kimg=2 to resume"):
+        run_lib.check_resume(tmp_path, cosine.replace(total_kimg=4))
+    constant = tiny_config.replace(total_kimg=2)
+    (tmp_path / "config.json").write_text(constant.to_json())
+    run_lib.check_resume(tmp_path, constant.replace(total_kimg=4))  # a constant rate: longer is fine

@@ -18,6 +18,7 @@ JIT_CHOICES = ("auto", "on", "off")
 STRATEGIES = ("auto", "none", "mirrored", "multi_worker", "tpu")
 PATHS = ("lerp", "slerp")  # the walks between two latents, by name, everywhere in acai
 DISC_LOSSES = ("nonsaturating", "hinge")  # the realism discriminator's GAN loss
+LR_SCHEDULES = ("constant", "cosine")  # how every optimizer's rate moves over the run
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -64,8 +65,11 @@ class Config:
     # decoder's weights (e.g. 0.999), kept beside them; encoding, decoding, evaluation and
     # export use the average, which swings less between checkpoints than the weights do.
     ema: float = 0.0
-    # Optimisation. 1 kimg = 1024 images, as in the paper.
+    # Optimisation. 1 kimg = 1024 images, as in the paper. `lr_schedule`: "constant" (the paper)
+    # or "cosine", every rate falling from its own to 0 along a half cosine over total_kimg (so
+    # a cosine run cannot be resumed with another total_kimg).
     lr: float = 1e-4
+    lr_schedule: str = "constant"
     batch: int = 64
     total_kimg: float = 16384
     epoch_kimg: float = 64  # one Keras epoch: progress report, checkpoint, image grids
@@ -113,6 +117,11 @@ class Config:
                 f"must be one of {', '.join(JIT_CHOICES)}",
             ),
             ("mix", self.mix in PATHS, f"must be one of {', '.join(PATHS)}"),
+            (
+                "lr_schedule",
+                self.lr_schedule in LR_SCHEDULES,
+                f"must be one of {', '.join(LR_SCHEDULES)}",
+            ),
             (
                 "disc_loss",
                 self.disc_loss in DISC_LOSSES,

@@ -164,9 +164,9 @@ class ACAI(keras.Model):
     ):
         """Sets one optimizer per trained network; the autoencoder's is also `model.optimizer`.
 
-        Each optimizer not given is the config's: Adam (`FusedAdam`) at `config.lr`, and the
-        realism part's own for `disc_optimizer`. Under the mixed_float16 policy each is wrapped
-        in a LossScaleOptimizer.
+        Each optimizer not given is the config's: Adam (`FusedAdam`) at `config.lr` on
+        `config.lr_schedule`, and the realism part's own for `disc_optimizer`. Under the
+        mixed_float16 policy each is wrapped in a LossScaleOptimizer.
         """
         given = dict(
             ae_optimizer=ae_optimizer,
@@ -190,7 +190,8 @@ class ACAI(keras.Model):
 
     def _default_optimizer(self, argument: str):
         if argument in OPTIMIZERS:
-            return networks.FusedAdam(self.config.lr)  # as the original code: one rate
+            # As the original code: one rate (and, with lr_schedule, one schedule) for all three.
+            return networks.FusedAdam(networks.learning_rate(self.config, self.config.lr))
         part = next(p for p in self.parts if p.optimizer_argument == argument)
         return part.make_optimizer()
 

@@ -312,6 +312,16 @@ def probe(latent_shape, *, num_classes: int, name: str = "probe") -> keras.Model
 # --- the fast optimizer ----------------------------------------------------------------------
 
 
+def learning_rate(config, rate: float):
+    """The rate an optimizer of this run follows: `rate` itself under `lr_schedule="constant"`,
+    or a Keras schedule falling from it to 0 along a half cosine over the run's total steps.
+    The schedule reads the optimizer's step count, which checkpoints keep, so a resumed run
+    goes on where it stopped."""
+    if config.lr_schedule == "constant":
+        return rate
+    return keras.optimizers.schedules.CosineDecay(rate, decay_steps=config.total_steps)
+
+
 @keras.saving.register_keras_serializable(package="acai")
 class FusedAdam(keras.optimizers.Adam):
     """Keras' Adam with each variable's update in one TensorFlow kernel (ResourceApplyAdam).

@@ -144,10 +144,11 @@ class Realism(Part):
         return {"discriminator": self.discriminator.trainable_variables}
 
     def make_optimizer(self):
-        """Adam with its own rate (0: the run's) and betas, by default a GAN's short memory of
-        past gradients (beta_1 0.5)."""
+        """Adam with its own rate (0: the run's), on the run's schedule, and betas, by default a
+        GAN's short memory of past gradients (beta_1 0.5)."""
         c = self.config
-        return networks.FusedAdam(c.disc_lr or c.lr, beta_1=c.disc_beta1, beta_2=c.disc_beta2)
+        rate = networks.learning_rate(c, c.disc_lr or c.lr)
+        return networks.FusedAdam(rate, beta_1=c.disc_beta1, beta_2=c.disc_beta2)
 
     def _score(self, images):
         return self.discriminator(images, training=True)

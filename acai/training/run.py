@@ -25,7 +25,7 @@ from acai.images import in_batches, to_float
 log = logging.getLogger(__name__)
 
 # Fields that may differ when a run in an existing WORKDIR is resumed: they change how fast or
-# how long it trains, not what it learns.
+# how long it trains, not what it learns (total_kimg only where the rate is constant).
 RESUMABLE_CHANGES = (
     "total_kimg",
     "epoch_kimg",
@@ -99,6 +99,12 @@ def check_resume(workdir: Path, config: Config) -> None:
         raise WorkdirError(
             f"WORKDIR '{workdir}' holds a run with {k}={saved.to_dict()[k]!r}, not "
             f"{config.to_dict()[k]!r}; pass a new WORKDIR or the same settings to resume"
+        )
+    if saved.lr_schedule != "constant" and saved.total_kimg != config.total_kimg:
+        raise WorkdirError(
+            f"WORKDIR '{workdir}' holds a run whose rate falls over total_kimg={saved.total_kimg:g} "
+            f"(lr_schedule={saved.lr_schedule}); pass total_kimg={saved.total_kimg:g} to resume it, "
+            "or a new WORKDIR"
         )
 
 
