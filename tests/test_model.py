@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from acai.core import losses, networks, walks
+from acai.core import losses, networks, parts, walks
 from acai.core import model as model_lib
 from acai.core.config import Config
 from acai.core.model import ACAI
@@ -414,6 +414,44 @@ def test_a_discriminator_trains_and_its_loss_reaches_the_decoder():
     assert int(model.disc_optimizer.iterations.numpy()) == 1
     # the same seed builds the same autoencoder; only the discriminator's loss tells them apart
     assert any(not np.allclose(a, b) for a, b in zip(*decoders))
+
+
+def test_the_critic_shown_dissolves_reads_pixel_blends_of_the_mixed_pairs():
+    rng = np.random.default_rng(0)
+    x_hat = tf.constant(rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32))
+    alpha = tf.constant([0.1, 0.2, 0.3, 0.5], shape=(4, 1, 1, 1))
+    model = tiny_model()
+    part = parts.Dissolves(model.critic, weight=2.0)
+    step = parts.Step(x=x_hat, x_hat=x_hat, x_mix=x_hat, alpha=alpha)
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        terms = part.terms(step)
+    blends = alpha * x_hat + (1 - alpha) * x_hat[::-1]  # each image with its mirror partner
+    expected = np.mean(
+        (np.asarray(model.critic(blends, training=True)) - [[0.1], [0.2], [0.3], [0.5]]) ** 2
+    )
+    assert float(terms.reported["loss_critic_dissolves"]) == pytest.approx(expected, rel=1e-5)
+    assert float(terms.losses["critic"]) == pytest.approx(2 * expected, rel=1e-5)
+    assert set(terms.losses) == {"critic"}
+    assert tape.gradient(terms.losses["critic"], x_hat) is None  # the blends are constants
+
+
+def test_the_dissolves_term_trains_the_critic_and_leaves_the_autoencoders_step_alone():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    y = np.zeros(4, np.int32)
+    after = []
+    for weight in (0.0, 1.0):
+        keras.utils.set_random_seed(0)
+        model = tiny_model(critic_dissolves=weight)
+        logs = model.train_step((x, y))
+        after.append(
+            {n: [w.numpy() for w in getattr(model, n).weights] for n in ("decoder", "critic")}
+        )
+    assert float(logs["loss_critic_dissolves"]) > 0
+    for w0, w1 in zip(after[0]["decoder"], after[1]["decoder"]):
+        np.testing.assert_array_equal(w0, w1)
+    assert any(not np.allclose(a, b) for a, b in zip(after[0]["critic"], after[1]["critic"]))
 
 
 def test_an_r1_hinge_discriminator_with_its_own_adam_trains():

@@ -233,4 +233,6 @@ def test_a_cosine_run_resumes_only_over_the_budget_its_rate_falls_over(tiny_conf
         run_lib.check_resume(tmp_path, cosine.replace(total_kimg=4))
     constant = tiny_config.replace(total_kimg=2)
     (tmp_path / "config.json").write_text(constant.to_json())
-    run_lib.check_resume(tmp_path, constant.replace(total_kimg=4))  # a constant rate: longer is fine
+    run_lib.check_resume(
+        tmp_path, constant.replace(total_kimg=4)
+    )  # a constant rate: longer is fine

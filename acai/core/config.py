@@ -61,6 +61,10 @@ class Config:
     disc_lr: float = 0.0
     disc_beta1: float = 0.5
     disc_beta2: float = 0.999
+    # Off by default (not in the paper): the weight of a critic loss on dissolves, pixel blends
+    # of two reconstructions that the critic learns to read as the mix they are
+    # (`acai.core.parts.Dissolves`), so that decoded mixes which blend their ends are punished.
+    critic_dissolves: float = 0.0
     # Off by default (not in the paper): the decay of a moving average of the encoder's and
     # decoder's weights (e.g. 0.999), kept beside them; encoding, decoding, evaluation and
     # export use the average, which swings less between checkpoints than the weights do.
@@ -94,6 +98,7 @@ class Config:
             ("perceptual", self.perceptual >= 0, "must be 0 (off) or more"),
             ("discweight", self.discweight >= 0, "must be 0 (off) or more"),
             ("disc_r1", self.disc_r1 >= 0, "must be 0 (off) or more"),
+            ("critic_dissolves", self.critic_dissolves >= 0, "must be 0 (off) or more"),
             ("disc_depth", self.disc_depth >= 0, "must be 0 (the critic's) or more"),
             ("disc_lr", self.disc_lr >= 0, "must be 0 (the same as lr) or more"),
             ("disc_beta1", 0 <= self.disc_beta1 < 1, "must be in [0, 1)"),

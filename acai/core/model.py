@@ -15,7 +15,7 @@ from keras import ops
 from acai.core import networks
 from acai.core.config import Config
 from acai.core.losses import autoencoder_loss, critic_loss, fold_alpha, mix_latents, rmse_255
-from acai.core.parts import FeatureLoss, MovingAverage, Part, Realism, Step
+from acai.core.parts import Dissolves, FeatureLoss, MovingAverage, Part, Realism, Step
 from acai.core.walks import PATHS, walk
 
 # compile()'s optimizer arguments, and the network each one trains
@@ -118,6 +118,8 @@ class ACAI(keras.Model):
             parts.append(FeatureLoss(feature_extractor, config.perceptual))
         if config.discweight:
             parts.append(Realism(config, self.image_shape, policy=self.policy))
+        if config.critic_dissolves:
+            parts.append(Dissolves(self.critic, config.critic_dissolves))
         if config.ema:
             copies = self._autoencoder("ema_")
             parts.append(MovingAverage(config.ema, self.encoder, self.decoder, copies))
@@ -325,7 +327,14 @@ class ACAI(keras.Model):
             reported = {"loss_ae": mse, "loss_ae_critic": fool, "loss_critic": critic}
             reported.update(loss_critic_real=real, loss_probe=probe)
             for part in self.parts:
-                step = Step(x=x, x_hat=x_hat, x_mix=x_mix, per_image=per_image.get(part.name))
+                step = Step(
+                    x=x,
+                    x_hat=x_hat,
+                    x_mix=x_mix,
+                    alpha=alpha,
+                    groups=self.mix_groups,
+                    per_image=per_image.get(part.name),
+                )
                 own = part.optimizer_argument
                 terms = part.terms(step, optimizer=getattr(self, own) if own else None)
                 for network, term in terms.losses.items():

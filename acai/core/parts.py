@@ -1,5 +1,5 @@
 """The optional parts of an ACAI model, none of them in the paper: a feature loss, a realism
-discriminator, a moving average of the autoencoder's weights.
+discriminator, a critic also shown dissolves, a moving average of the autoencoder's weights.
 
 A part owns its networks (the model keeps them as attributes under the names returned by
 `networks`, where checkpoints and .keras files have always found them), its optimizer if it
@@ -19,7 +19,13 @@ from keras import ops
 
 from acai.core import networks
 from acai.core.config import Config
-from acai.core.losses import ema_decay, feature_distance, r1_penalty, realism_losses
+from acai.core.losses import (
+    ema_decay,
+    feature_distance,
+    mix_latents,
+    r1_penalty,
+    realism_losses,
+)
 from acai.images import in_batches, to_float
 
 # The most memory the feature loss's maps of the training photos may take to be computed once
@@ -34,6 +40,8 @@ class Step:
     x: tf.Tensor  # the photos (B, H, W, C) in [-1, 1]
     x_hat: tf.Tensor  # their reconstructions
     x_mix: tf.Tensor  # the decoded mixes
+    alpha: tf.Tensor  # their mixing coefficients (B, 1, 1, 1) in [0, 0.5]
+    groups: int = 1  # the batch's pairs are reversed within this many slices (`mix_latents`)
     per_image: object = None  # the part's own rows of the data (`Part.per_image`), if any
 
 
@@ -171,6 +179,30 @@ class Realism(Part):
             "discriminator": disc + 0.5 * self.config.disc_r1 * penalty,
         }
         return Terms(losses, reported)
+
+
+class Dissolves(Part):
+    """The critic also shown dissolves: pixel blends alpha * r + (1 - alpha) * r' of each
+    reconstruction r and its partner's r' (the pairs and alphas of the step's decoded mixes),
+    trained to read alpha, weighted by `weight`, beside the paper's loss.
+
+    A ghosted double image then reads as a mix, so the autoencoder's adversarial term, which
+    wants its decoded mixes read as 0, pushes them away from blending their ends. The blends
+    are made of reconstructions with their gradient stopped: the term trains the critic only.
+    """
+
+    name = "dissolves"
+    reports = ("loss_critic_dissolves",)
+
+    def __init__(self, critic: keras.Model, weight: float):
+        self.critic, self.weight = critic, weight  # the model's own critic, not a copy
+
+    def terms(self, step: Step, *, optimizer=None) -> Terms:
+        reconstructions = ops.stop_gradient(step.x_hat)
+        blends = mix_latents(reconstructions, step.alpha, groups=step.groups, path="lerp")
+        guess = self.critic(blends, training=True)  # (B, 1)
+        loss = ops.mean(ops.square(guess - ops.reshape(step.alpha, (-1, 1))))
+        return Terms({"critic": self.weight * loss}, {"loss_critic_dissolves": loss})
 
 
 class MovingAverage(Part):
