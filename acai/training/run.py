@@ -101,10 +101,10 @@ def check_resume(workdir: Path, config: Config) -> None:
             f"{config.to_dict()[k]!r}; pass a new WORKDIR or the same settings to resume"
         )
     if saved.lr_schedule != "constant" and saved.total_kimg != config.total_kimg:
+        budget = f"total_kimg={saved.total_kimg:g}"
         raise WorkdirError(
-            f"WORKDIR '{workdir}' holds a run whose rate falls over total_kimg={saved.total_kimg:g} "
-            f"(lr_schedule={saved.lr_schedule}); pass total_kimg={saved.total_kimg:g} to resume it, "
-            "or a new WORKDIR"
+            f"WORKDIR '{workdir}' holds a run whose rate falls over {budget} "
+            f"(lr_schedule={saved.lr_schedule}); pass {budget} to resume it, or a new WORKDIR"
         )
 
 
