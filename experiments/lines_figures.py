@@ -4,7 +4,8 @@
         --plain runs/lines_plain_s0 runs/lines_plain_s1 --out docs
 
 writes OUT/lines_curve.png (Mean Distance and Smoothness against the training budget, one line
-per run) and OUT/lines_walks.png (lerp walks between the same pairs of lines: the exact walk,
+per run, labelled with its rate, schedule and seed; a run of a single stage is one point) and
+OUT/lines_walks.png (lerp walks between the same pairs of lines: the exact walk,
 the first ACAI run, the first plain run).
 """
 
@@ -32,33 +33,32 @@ def main() -> None:
 
 
 def curves(acai_runs, plain_runs, path: Path) -> None:
+    from acai.core.config import Config
     from acai.images import figure_png, pyplot
     from acai.training.lines import PAPER_FIGURES
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for runs, colour, name in ((acai_runs, "tab:blue", "ACAI"), (plain_runs, "tab:red", "plain")):
-        for i, run in enumerate(runs):
-            rows = [
-                json.loads(line) for line in (Path(run) / "curve.jsonl").read_text().splitlines()
-            ]
-            kimg = [r["kimg"] for r in rows]
-            for ax, key in zip(axes, ("mean_distance", "smoothness")):
-                ax.plot(
-                    kimg,
-                    [r[key] for r in rows],
-                    "o-",
-                    color=colour,
-                    alpha=0.8,
-                    label=name if i == 0 else None,
-                )
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    runs = [(run, "ACAI", "o-") for run in acai_runs] + [
+        (run, "plain", "s--") for run in plain_runs
+    ]
+    colours = plt.get_cmap("tab10").colors
+    for i, (run, name, style) in enumerate(runs):
+        rows = [json.loads(line) for line in (Path(run) / "curve.jsonl").read_text().splitlines()]
+        config = Config.from_dict(json.loads((Path(run) / "config.json").read_text()))
+        schedule = ", cosine" if config.lr_schedule == "cosine" else ""
+        label = f"{name}, lr {config.lr:g}{schedule}, seed {config.seed}"
+        kimg = [r["kimg"] for r in rows]
+        for ax, key in zip(axes, ("mean_distance", "smoothness")):
+            values = [r[key] for r in rows]
+            ax.plot(kimg, values, style, color=colours[i % 10], alpha=0.85, label=label)
     for ax, key, label in zip(
         axes, ("mean_distance", "smoothness"), ("Mean Distance", "Smoothness")
     ):
-        for who, style in (("ACAI", "tab:blue"), ("plain autoencoder", "tab:red")):
+        for who, colour in (("ACAI", "black"), ("plain autoencoder", "grey")):
             ax.axhline(
                 PAPER_FIGURES[who][key],
-                color=style,
+                color=colour,
                 ls=":",
                 lw=1,
                 label=f"the paper's {who}, 16,384 kimg",
@@ -68,7 +68,7 @@ def curves(acai_runs, plain_runs, path: Path) -> None:
         ax.set_xlabel("training images (kimg)")
         ax.set_title(f"{label} (lerp; lower is better)")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=6)
     fig.tight_layout()
     path.write_bytes(figure_png(fig, dpi=100))
 
