@@ -3,10 +3,10 @@
     python experiments/lines_curve.py --config experiments/lines32_paper.py \
         --workdir runs/lines_acai_s0 --kimg 64,128,256,512 [--set seed=1 --set advweight=0]
 
-Each stage raises `total_kimg` and resumes the same run (the learning rate is constant, so a run
-trained in stages is the run trained in one go), then appends the paper's Mean Distance and
-Smoothness of its interpolations to WORKDIR/curve.jsonl. Re-running skips the stages already
-scored, so a stopped curve resumes where it stopped.
+Each stage raises `total_kimg` and resumes the same run (at a constant rate a run trained in
+stages is the run trained in one go; a falling rate needs one run per budget), then appends the
+paper's Mean Distance and Smoothness of its interpolations to WORKDIR/curve.jsonl. Re-running
+skips the stages already scored, so a stopped curve resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ def main() -> None:
     from acai.pegasi.evaluate import lines_metrics  # TensorFlow loads here, after the arguments
 
     base = config_lib.apply_overrides(config_lib.load(args.config), args.set)
+    if base.lr_schedule != "constant" and "," in args.kimg:
+        parser.error(
+            f"lr_schedule={base.lr_schedule} falls over the whole run, so it cannot be trained "
+            "in stages; pass one budget to --kimg, or a run per budget"
+        )
     workdir = Path(args.workdir)
     log = workdir / "curve.jsonl"
     done = set()
