@@ -33,6 +33,8 @@ def test_flops_per_image_counts_the_passes_forward_and_back():
     assert flops.flops_per_image(disc) == 2 * (3 * (forward + 3 * extra) + critic + 2 * extra)
     r1 = tiny_model(discweight=0.1, disc_r1=1.0)  # the input gradient and its gradient too
     assert flops.flops_per_image(r1) == 2 * (3 * (forward + 3 * extra) + critic + 5 * extra)
+    dissolves = tiny_model(critic_dissolves=1.0)  # the critic on the blends, forward and back
+    assert flops.flops_per_image(dissolves) == 2 * (3 * (forward + critic) + critic)
 
 
 @pytest.mark.parametrize("mix", ["lerp", "slerp"])

@@ -29,7 +29,8 @@ def flops_per_image(model: ACAI) -> int:
     2 FLOPs per multiply-add (`multiply_adds`). Per image the step runs the encoder once, the
     decoder twice (reconstruction and mix), the critic twice (interpolant and regularised
     reconstruction), the probe once and a discriminator, where there is one, three times (real,
-    reconstruction and mix). A backward pass costs twice its forward pass (gradients of the
+    reconstruction and mix), and the critic once more on pixel blends where `critic_dissolves`
+    shows it them. A backward pass costs twice its forward pass (gradients of the
     inputs and of the weights), so those make 3x the forward. On top, the autoencoder's losses
     send gradients back through the critic's call on the interpolants (when advweight > 0) and
     the discriminator's calls on the reconstructions and the interpolants: that gradient of the
@@ -41,6 +42,8 @@ def flops_per_image(model: ACAI) -> int:
     critic, disc = multiply_adds(model.critic), 0
     forward = multiply_adds(model.encoder) + 2 * multiply_adds(model.decoder) + 2 * critic
     forward += multiply_adds(model.probe)
+    if model.part("dissolves") is not None:
+        forward += critic
     if model.discriminator is not None:
         disc = multiply_adds(model.discriminator)
         forward += 3 * disc

@@ -26,7 +26,8 @@ def reference_step(
     optimizers, one
     `tf.function`. With `feature_extractor` (`untrained_feature_extractor`) the autoencoder's
     loss adds the feature loss, and with `config.ema` the step updates a moving average of the
-    encoder's and decoder's weights; the realism discriminator (`discweight`) is left out.
+    encoder's and decoder's weights; the realism discriminator (`discweight`) and the critic's
+    dissolves (`critic_dissolves`) are left out.
 
     Returns:
       A function (images, labels) -> the autoencoder's loss that trains the networks one step;

@@ -201,6 +201,7 @@ class Dissolves(Part):
 
     def terms(self, step: Step, *, optimizer=None) -> Terms:
         reconstructions = ops.stop_gradient(step.x_hat)
+        # The decoded mixes' pixel twins: the same pairing and alphas, lerped in pixels.
         blends = mix_latents(reconstructions, step.alpha, groups=step.groups, path="lerp")
         guess = self.critic(blends, training=True)  # (B, 1)
         loss = ops.mean(ops.square(guess - ops.reshape(step.alpha, (-1, 1))))
