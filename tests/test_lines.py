@@ -1,5 +1,10 @@
 """lines32: drawn as the original code draws it, and the paper's Mean Distance and Smoothness."""
 
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -140,3 +145,58 @@ def test_mean_smoothness_is_nan_when_every_interpolation_is_undefined(reference)
     still = np.repeat(lines.draw_lines([1.0, 2.0])[:, None], 16, axis=1)  # (2, 16, 32, 32, 1)
     scores = lines.line_scores(still, reference)
     assert scores["undefined_smoothness"] == 1.0 and np.isnan(scores["smoothness"])
+
+
+def _scores(kimgs, distances):
+    return [
+        {"kimg": k, "mean_distance": d, "smoothness": 0.1 + d} for k, d in zip(kimgs, distances)
+    ]
+
+
+def test_median_of_last_reads_only_the_latest_scores_whatever_their_order():
+    rows = _scores([512, 64, 128, 448, 384], [1.0, 30.0, 7.0, 3.0, 2.0])
+    reading = lines.median_of_last(rows, 3)
+    # the last three by budget are 384, 448 and 512 kimg: 2, 3 and 1, median 2
+    assert reading["mean_distance"] == 2.0 and reading["smoothness"] == pytest.approx(2.1)
+    assert (reading["scores"], reading["from_kimg"], reading["to_kimg"]) == (3, 384, 512)
+    assert lines.median_of_last(rows, 1)["mean_distance"] == 1.0
+
+
+def test_median_of_last_refuses_a_run_with_too_few_scores():
+    with pytest.raises(ValueError, match="needs 20; the run has 5"):
+        lines.median_of_last(_scores(range(64, 384, 64), [1.0] * 5))
+    with pytest.raises(ValueError, match="at least one"):
+        lines.median_of_last(_scores([64], [1.0]), 0)
+
+
+CURVE = Path(__file__).resolve().parents[1] / "experiments" / "lines_curve.py"
+
+
+def test_lines_curve_budgets_are_a_list_or_a_range_with_its_stop():
+    spec = importlib.util.spec_from_file_location("lines_curve", CURVE)
+    curve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curve)
+    assert curve.parse_budgets("256,64,128,64") == [64.0, 128.0, 256.0]
+    assert curve.parse_budgets("64:320:64") == [64.0, 128.0, 192.0, 256.0, 320.0]
+    assert curve.parse_budgets("64:300:64") == [64.0, 128.0, 192.0, 256.0]
+    assert curve.parse_budgets("32:32:8") == [32.0]
+
+
+@pytest.mark.parametrize(
+    "kimg, median_of, said",
+    [
+        ("64:128", 0, "a range is START:STOP:STEP"),
+        ("128:64:64", 0, "0 < START <= STOP"),
+        ("0,64", 0, "above 0 kimg"),
+        ("64,x", 0, "could not convert"),
+        ("64:256:64", 5, "between 0 and the 4 budgets"),
+    ],
+)
+def test_lines_curve_refuses_bad_budgets_in_one_line_before_training(
+    tmp_path, kimg, median_of, said
+):
+    command = [sys.executable, str(CURVE), "--config", "experiments/lines32.py"]
+    command += ["--workdir", str(tmp_path / "run"), "--kimg", kimg, "--median-of", str(median_of)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=CURVE.parents[1])
+    assert done.returncode == 2 and said in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "run").exists()

@@ -21,6 +21,9 @@ PAPER_FIGURES = {
     "plain autoencoder": {"mean_distance": 6.88e-3, "smoothness": 0.44},
 }
 FLAT_TOTAL = 1e-4  # smoothness is undefined below this total angle change (radians)
+# How the original code reads a run: it scores every 64 kimg, and a run's figure is the median of
+# its last 20 scores (the last 1,280 of its 16,384 kimg).
+PAPER_SCORE_EVERY_KIMG, PAPER_LAST_SCORES = 64, 20
 
 
 # --- drawing ---------------------------------------------------------------------------------
@@ -246,3 +249,37 @@ def exact_line_walk(pairs, steps: int = 16) -> np.ndarray:
     t = np.linspace(0.0, 1.0, steps)
     angles = pairs[:, :1] + turn[:, None] * t  # (I, steps)
     return draw_lines(angles.ravel()).reshape(len(pairs), steps, *draw_lines([0.0]).shape[1:])
+
+
+def median_of_last(rows, last: int = PAPER_LAST_SCORES) -> dict:
+    """A run's figure read as the paper reads one: the median of its last `last` scores.
+
+    One score at the end of a run moves by a few hundredths of 1e-3 from one checkpoint to the
+    next; the median of several is what the paper's table reports for a run.
+
+    Args:
+      rows: one run's scores, dicts with "kimg", "mean_distance" and "smoothness", any order.
+      last: how many of the latest scores to take the median of.
+
+    Returns:
+      {"mean_distance", "smoothness"}: the medians (NaN where a score is undefined), and
+      {"scores", "from_kimg", "to_kimg"}: how many scores, and the budgets they span.
+
+    Raises:
+      ValueError: fewer than `last` scores, or `last` below 1.
+    """
+    if last < 1:
+        raise ValueError(f"the median needs at least one score, not {last}")
+    rows = sorted(rows, key=lambda row: row["kimg"])
+    if len(rows) < last:
+        raise ValueError(
+            f"the median of the last {last} scores needs {last}; the run has {len(rows)}"
+        )
+    taken = rows[-last:]
+    return {
+        "mean_distance": float(np.median([row["mean_distance"] for row in taken])),
+        "smoothness": float(np.median([row["smoothness"] for row in taken])),
+        "scores": last,
+        "from_kimg": taken[0]["kimg"],
+        "to_kimg": taken[-1]["kimg"],
+    }
