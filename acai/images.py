@@ -198,6 +198,30 @@ def tile(images: np.ndarray, side: int) -> np.ndarray:
     return grid([padded[r * side : (r + 1) * side] for r in range(side)])
 
 
+def sheet(columns, *, per_row: int, gap: int = 4, fill: int = 255) -> np.ndarray:
+    """Lays groups of images out in rows, each group's images touching, groups apart.
+
+    Args:
+      columns: k uint8 arrays (n, H, W, C); group i is columns[0][i] to columns[k - 1][i], left
+        to right.
+      per_row: groups to a row.
+      gap: pixels of `fill` between neighbouring groups and between rows.
+      fill: the pixel value of the gaps and of a short last row.
+
+    Returns:
+      A (rows * (H + gap) - gap, per_row * (k * W + gap) - gap, C) uint8 picture, rows being
+      n / per_row rounded up.
+    """
+    groups = np.concatenate([np.asarray(c, np.uint8) for c in columns], axis=2)  # (n, H, kW, C)
+    n, h, w, c = groups.shape
+    rows = -(-n // per_row)
+    out = np.full((rows * (h + gap) - gap, per_row * (w + gap) - gap, c), fill, np.uint8)
+    for i, group in enumerate(groups):
+        top, left = (h + gap) * (i // per_row), (w + gap) * (i % per_row)
+        out[top : top + h, left : left + w] = group
+    return out
+
+
 def png_bytes(image: np.ndarray, *, scale: int = 1, smooth: bool = False) -> bytes:
     """Encodes a uint8 (H, W, C) picture as PNG, upscaled `scale` times.
 

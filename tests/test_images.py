@@ -127,3 +127,18 @@ def test_a_large_jpeg_is_read_at_reduced_size():
         decode_image(encoded(big, "PNG"), max_pixels=400 * 400)
     with pytest.raises(TooManyPixels, match="this JPEG is 2400x2400, 300x300 at the smallest"):
         decode_image(encoded(big, "JPEG"), max_pixels=200 * 200)
+
+
+def test_sheet_lays_each_group_out_whole_with_gaps_between_groups_and_rows():
+    from acai.images import sheet
+
+    first = np.stack([np.full((2, 3, 1), 10 + i, np.uint8) for i in range(5)])  # (5, 2, 3, 1)
+    second = np.stack([np.full((2, 3, 1), 50 + i, np.uint8) for i in range(5)])
+    picture = sheet([first, second], per_row=2, gap=1, fill=255)
+    # 3 rows of 2 groups, each group 2 x 6 pixels: (3 * 3 - 1) x (2 * 7 - 1)
+    assert picture.shape == (8, 13, 1) and picture.dtype == np.uint8
+    assert (picture[0:2, 0:3] == 10).all() and (picture[0:2, 3:6] == 50).all()  # group 0
+    assert (picture[0:2, 7:10] == 11).all() and (picture[0:2, 10:13] == 51).all()  # group 1
+    assert (picture[3:5, 0:3] == 12).all() and (picture[6:8, 3:6] == 54).all()  # groups 2, 4
+    assert (picture[:, 6] == 255).all() and (picture[2] == 255).all()  # the gaps
+    assert (picture[6:8, 7:13] == 255).all()  # the short last row

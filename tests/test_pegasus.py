@@ -226,6 +226,19 @@ def test_pegasi_keeps_each_pairs_best_t(pegasus_kit, tmp_path):
     index = saved["realism"]["dissolve_index"]
     assert set(index) == set(DISSOLVE_ROWS)
     assert index["unrelated"] < index["crossfade_reconstructions"]  # a blend reads as one
+    # random pairs, every one kept, beside their contrast-restored cross-fades: 6 x 6 pairs in
+    # this tiny data set, 4 to a row of horse, bird, midpoint and fade
+    random = saved["random"]
+    assert len(random["pairs"]) == len(random["dissolve_index"]) == 36
+    assert len({tuple(p) for p in random["pairs"]}) == 36 and random["path"] == "slerp"
+    horse, bird = judge_lib.horse_and_bird(data)
+    assert all(
+        data.test_labels[h] == horse and data.test_labels[b] == bird for h, b in random["pairs"]
+    )
+    assert all(-1.0 <= r <= 1.0 for r in random["dissolve_index"])
+    sheet = Image.open(tmp_path / "one" / "random_pegasi.png")
+    assert sheet.size == (2 * (4 * (4 * 32 + 4) - 4), 2 * (9 * (32 + 4) - 4))
+    assert str(tmp_path / "one" / "random_pegasi.png") in one["files"]
 
 
 def test_evaluate_reports_realism_under_each_judge_with_its_hash(trained, pegasus_kit, tmp_path):
@@ -251,6 +264,7 @@ def test_evaluate_reports_realism_under_each_judge_with_its_hash(trained, pegasu
     page = (run_copy / "report.html").read_text()
     assert "<h2>Realism</h2>" in page and "pixel cross-fade of the photos" in page
     assert "sliced Wasserstein" in page
+    assert "<h2>Random pairs</h2>" in page and "36 random test horse-bird pairs" in page
     without = evaluate.evaluate(run_copy, judges=[tmp_path / "no-such-classifier.keras"])
     assert list(without["realism"]["judges"]) == ["swd"]  # no network needed
 

@@ -300,6 +300,7 @@ def pegasi(
     judges = judge_lib.from_files(  # the ranking classifier, the independent judge, SWD
         [judge.classifier.path, judge_lib.JUDGE_PATH], feature_model=run.config.perceptual_model
     )
+    random_picture, random_about = realism_lib.random_sheet(run, data, seed=seed, path=path)
     manifest = {
         "run": {"step": run.step, "config": run.config.to_dict()},
         "t": list(ts),
@@ -314,6 +315,7 @@ def pegasi(
             "crossfade": summarise(fade_scores, slice(None), np.asarray(to_uint8(fades))),
         },
         "realism": realism_lib.realism(run, data, judges, pairs=realism_pairs, seed=seed),
+        "random": random_about,
         "images": [
             {
                 "rank": r,
@@ -325,7 +327,7 @@ def pegasi(
             for r, i in enumerate(keep)
         ],
     }
-    return write_pegasi(out, images, manifest)
+    return write_pegasi(out, images, manifest, random_sheet=random_picture)
 
 
 def _check_pegasi_args(ts, judge: Judge, data, *, n: int, candidates: int) -> None:
@@ -382,13 +384,17 @@ def best_of_each_pair(
     return decoded[best_t, rows], scores, np.asarray(ts, np.float32)[best_t]
 
 
-def write_pegasi(out: str | Path, images: np.ndarray, manifest: dict) -> dict:
-    """Writes a batch's grid, its best pegasus (blocky and smooth) and `pegasi.json`.
+def write_pegasi(
+    out: str | Path, images: np.ndarray, manifest: dict, *, random_sheet: np.ndarray | None = None
+) -> dict:
+    """Writes a batch's grid, its best pegasus (blocky and smooth), the random pairs' sheet
+    when given (`random_pegasi.png`) and `pegasi.json`.
 
     Args:
       out: the output folder.
       images: (n, H, W, C) uint8 pegasi, best first.
       manifest: what `pegasi.json` holds.
+      random_sheet: `acai.pegasi.realism.random_sheet`'s picture.
 
     Returns:
       The manifest with "files" listing what was written.
@@ -400,8 +406,10 @@ def write_pegasi(out: str | Path, images: np.ndarray, manifest: dict) -> dict:
         save_png(tile(images, side), out / "pegasi.png", scale=3),
         save_png(images[0], out / "best_pegasus.png", scale=VIEW_SCALE),
         save_png(images[0], out / "best_pegasus_smooth.png", scale=VIEW_SCALE, smooth=True),
-        out / "pegasi.json",
     ]
+    if random_sheet is not None:
+        files.append(save_png(random_sheet, out / "random_pegasi.png", scale=2))
+    files.append(out / "pegasi.json")
     manifest = {**manifest, "files": [str(f) for f in files[:-1]]}
     write_json(out / "pegasi.json", manifest)
     return {**manifest, "files": [str(f) for f in files]}

@@ -16,7 +16,7 @@ import numpy as np
 
 from acai.core.walks import PATHS, crossfade
 from acai.errors import AcaiError
-from acai.images import to_float, to_uint8
+from acai.images import sheet, to_float, to_uint8
 from acai.pegasi import baselines
 from acai.pegasi.judge import horse_and_bird
 from acai.training import data as data_lib
@@ -124,6 +124,46 @@ def dissolve_indices(decoded: dict) -> dict:
         "unrelated": index(unrelated, rec_h, rec_b),
         "shifted_photo": index(baselines.shifted(horses, 2), horses, baselines.shifted(horses, 4)),
     }
+
+
+RANDOM_SHEET = 64  # random pairs in the picture beside their contrast-restored cross-fades
+SHEET_PER_ROW = 4  # pairs to a row of it
+
+
+def random_sheet(
+    run: Run, data: data_lib.ImageData, *, n: int = RANDOM_SHEET, seed: int = 0, path="slerp"
+) -> tuple[np.ndarray, dict]:
+    """The midpoints of n random horse-bird pairs, every one kept, beside the strongest
+    one-line pixel trick: each pair is its horse, its bird, the midpoint at T along `path`, and
+    the contrast-restored cross-fade of the two photos. The picture to count by eye which
+    midpoints show one figure and which two laid over each other.
+
+    Args:
+      run: a loaded run.
+      data: its data, with horses and birds in the test split (or the view given).
+      n: pairs (all of them, if there are fewer).
+      seed: seeds the pairs.
+      path: the walk, "lerp" or "slerp".
+
+    Returns:
+      (picture: a uint8 `acai.images.sheet`, `SHEET_PER_ROW` pairs to a row,
+      {"pairs": [[horse index, bird index], ...], "dissolve_index": [R^2 of each midpoint],
+      "path", "t"}), pairs in the picture's order.
+    """
+    horses, birds = horses_and_birds(data)
+    pairs = draw_pairs(data, min(n, len(horses) * len(birds)), np.random.default_rng(seed))
+    decoded = decode_pairs(run, data, pairs)
+    fades = baselines.contrast_restored(decoded["horse"], decoded["bird"], T)
+    columns = [decoded["horse"], decoded["bird"], decoded[path], fades]
+    picture = sheet([to_uint8(c) for c in columns], per_row=SHEET_PER_ROW)
+    index = dissolve_indices(decoded)[path]
+    about = {
+        "pairs": pairs.tolist(),
+        "dissolve_index": [round(float(r), 4) for r in index],
+        "path": path,
+        "t": T,
+    }
+    return picture, about
 
 
 def real_photos(data: data_lib.ImageData, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -14,6 +14,7 @@ from acai.core.model import strips
 from acai.core.walks import PATHS
 from acai.images import figure_png, grid, png_bytes, pyplot, to_float, to_uint8
 from acai.pegasi import diagrams
+from acai.pegasi.realism import random_sheet
 from acai.training import data as data_lib
 from acai.training.run import Run
 
@@ -175,6 +176,8 @@ def report_html(run: Run, data: data_lib.ImageData, result: dict, *, pegasi_dir:
     ]
     if "realism" in result:
         sections.append(("Realism", _realism(result["realism"])))
+        split = result["realism"].get("split", "test")
+        sections.append(("Random pairs", _random_pairs(run, data, split)))
     if (pegasi_dir / "pegasi.png").is_file():
         sections.append(("Pegasi", _pegasi(pegasi_dir)))
     sections += [("Networks", _networks(run)), ("Config", _config(run))]
@@ -253,6 +256,19 @@ def _realism(realism: dict) -> str:
             f"reconstructions (1: a pure blend)</h3>\n<table>\n{cells}\n</table>"
         )
     return "<p>" + parts[0] + "</p>\n" + "\n".join(parts[1:])
+
+
+def _random_pairs(run: Run, data: data_lib.ImageData, split: str) -> str:
+    picture, about = random_sheet(run, data)
+    text = html.escape(
+        f"{len(about['pairs'])} random {split} horse-bird pairs, every one kept, four to a row: "
+        f"the horse, the bird, the {about['path']} midpoint at t = {about['t']:g}, and the "
+        "cross-fade of the two photos with its contrast restored (the strongest one-line pixel "
+        "trick). Median dissolve index of these midpoints: "
+        f"{np.median(about['dissolve_index']):.3f} (1: a pure blend of the two reconstructions)."
+    )
+    alt = "random pairs beside their contrast-restored cross-fades"
+    return f"<p>{text}</p>\n{_img(png_bytes(picture, scale=2), alt, pixels=True)}"
 
 
 def _curves(history: Path) -> str:
