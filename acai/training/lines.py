@@ -23,7 +23,7 @@ PAPER_FIGURES = {
 FLAT_TOTAL = 1e-4  # smoothness is undefined below this total angle change (radians)
 # How the original code reads a run: it scores every 64 kimg, and a run's figure is the median of
 # its last 20 scores (the last 1,280 of its 16,384 kimg).
-PAPER_SCORE_EVERY_KIMG, PAPER_LAST_SCORES = 64, 20
+PAPER_LAST_SCORES = 20
 
 
 # --- drawing ---------------------------------------------------------------------------------
