@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from acai.core import config as config_lib
 from acai.training.lines import median_of_last
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="an experiments/*.py file")
     parser.add_argument("--workdir", required=True, help="the run's folder, kept between stages")
@@ -48,8 +49,6 @@ def main() -> None:
     if args.median_of < 0 or args.median_of > len(budgets):
         parser.error(f"--median-of must be between 0 and the {len(budgets)} budgets of --kimg")
 
-    from acai.pegasi.evaluate import lines_metrics  # TensorFlow loads here, after the arguments
-
     base = config_lib.apply_overrides(config_lib.load(args.config), args.set)
     if base.lr_schedule != "constant" and len(budgets) > 1:
         parser.error(
@@ -61,22 +60,16 @@ def main() -> None:
     done = set()
     if log.exists():
         done = {json.loads(line)["kimg"] for line in log.read_text().splitlines() if line}
-    for kimg in budgets:
-        if kimg in done:
-            continue
-        start = time.time()
-        acai.train(base.replace(total_kimg=kimg), workdir, verbose=2)
-        seconds = time.time() - start
-        scores = lines_metrics(acai.load_run(workdir))
-        row = {"kimg": kimg, "advweight": base.advweight, "seed": base.seed, **scores}
-        row["stage_seconds"] = round(seconds, 1)
-        with log.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+    try:
+        for kimg in budgets:
+            if kimg not in done:
+                train_and_score(base.replace(total_kimg=kimg), workdir, log)
+    except KeyboardInterrupt as stop:  # acai.train checkpoints before it raises this
         print(
-            f"kimg {kimg:g}: mean distance {scores['mean_distance']:.3e}, "
-            f"smoothness {scores['smoothness']:.3f} ({seconds:.0f} s)",
-            flush=True,
+            "lines_curve: stopped; the run is checkpointed and the same command resumes it",
+            file=sys.stderr,
         )
+        return 128 + getattr(stop, "signum", 2)
     if args.median_of:
         rows = [json.loads(line) for line in log.read_text().splitlines() if line]
         reading = median_of_last([r for r in rows if r["kimg"] in budgets], args.median_of)
@@ -86,6 +79,26 @@ def main() -> None:
             f"smoothness {reading['smoothness']:.3f}",
             flush=True,
         )
+    return 0
+
+
+def train_and_score(config, workdir: Path, log: Path) -> None:
+    """Trains the run in `workdir` to `config.total_kimg` and appends its scores to `log`."""
+    from acai.pegasi.evaluate import lines_metrics  # loads TensorFlow: after the arguments
+
+    start = time.time()
+    acai.train(config, workdir, verbose=2)
+    seconds = time.time() - start
+    scores = lines_metrics(acai.load_run(workdir))
+    row = {"kimg": config.total_kimg, "advweight": config.advweight, "seed": config.seed, **scores}
+    row["stage_seconds"] = round(seconds, 1)
+    with log.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(
+        f"kimg {config.total_kimg:g}: mean distance {scores['mean_distance']:.3e}, "
+        f"smoothness {scores['smoothness']:.3f} ({seconds:.0f} s)",
+        flush=True,
+    )
 
 
 def parse_budgets(text: str) -> list[float]:
@@ -106,4 +119,4 @@ def parse_budgets(text: str) -> list[float]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,6 +1,7 @@
 """lines32: drawn as the original code draws it, and the paper's Mean Distance and Smoothness."""
 
 import importlib.util
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -172,10 +173,15 @@ def test_median_of_last_refuses_a_run_with_too_few_scores():
 CURVE = Path(__file__).resolve().parents[1] / "experiments" / "lines_curve.py"
 
 
-def test_lines_curve_budgets_are_a_list_or_a_range_with_its_stop():
+def load_curve():
     spec = importlib.util.spec_from_file_location("lines_curve", CURVE)
     curve = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(curve)
+    return curve
+
+
+def test_lines_curve_budgets_are_a_list_or_a_range_with_its_stop():
+    curve = load_curve()
     assert curve.parse_budgets("256,64,128,64") == [64.0, 128.0, 256.0]
     assert curve.parse_budgets("64:320:64") == [64.0, 128.0, 192.0, 256.0, 320.0]
     assert curve.parse_budgets("64:300:64") == [64.0, 128.0, 192.0, 256.0]
@@ -200,3 +206,21 @@ def test_lines_curve_refuses_bad_budgets_in_one_line_before_training(
     done = subprocess.run(command, capture_output=True, text=True, cwd=CURVE.parents[1])
     assert done.returncode == 2 and said in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "run").exists()
+
+
+def test_lines_curve_stopped_says_how_to_resume_in_one_line(tmp_path, monkeypatch, capsys):
+    from acai.training.trainer import Interrupted
+
+    def stopped(config, workdir, verbose):
+        raise Interrupted(signal.SIGTERM)  # what acai.train raises once it has checkpointed
+
+    curve = load_curve()
+    monkeypatch.setattr(curve.acai, "train", stopped)
+    workdir = tmp_path / "run"
+    argv = ["lines_curve.py", "--config", "experiments/lines32.py", "--workdir", str(workdir)]
+    monkeypatch.setattr(sys, "argv", [*argv, "--kimg", "64,128"])
+    monkeypatch.chdir(CURVE.parents[1])
+    assert curve.main() == 128 + signal.SIGTERM
+    said = capsys.readouterr().err.strip().splitlines()
+    assert said == ["lines_curve: stopped; the run is checkpointed and the same command resumes it"]
+    assert not (workdir / "curve.jsonl").exists()
