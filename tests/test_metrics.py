@@ -85,6 +85,20 @@ def test_sliced_wasserstein_is_zero_for_equal_sets_and_sees_a_shift():
         metrics.sliced_wasserstein(a, a[:10], rng)
 
 
+def test_swd_of_sets_gives_each_set_its_own_swd():
+    # one reference serves every set of a size: each set's figures are those of swd alone
+    rng = np.random.default_rng(2)
+    real = rng.integers(0, 256, (40, 32, 32, 3)).astype(np.uint8)
+    sets = {
+        "a": rng.integers(0, 256, (12, 32, 32, 3)),
+        "b": rng.integers(0, 128, (12, 32, 32, 3)),
+        "c": rng.integers(0, 256, (20, 32, 32, 3)),
+    }
+    together = metrics.swd_of_sets(sets, real, seed=3)
+    assert together == {name: metrics.swd(images, real, seed=3) for name, images in sets.items()}
+    assert together["b"]["mean"] > together["a"]["mean"]  # the darker set is further from real
+
+
 def test_swd_ranks_photos_above_their_blur_and_noise():
     # stand-in photos: smooth random fields with edges, at several scales
     rng = np.random.default_rng(1)

@@ -12,7 +12,7 @@ from acai.errors import AcaiError
 from acai.files import sha256_file
 from acai.images import decode_image, to_float, to_uint8
 from acai.pegasi.baselines import dissolve_index
-from acai.pegasi.metrics import kid, sq_distances, swd
+from acai.pegasi.metrics import kid, sq_distances, swd_of_sets
 from acai.training import data as data_lib
 from acai.training.run import SAMPLES, Run
 
@@ -265,10 +265,8 @@ class SwdJudge:
         }
 
     def judge(self, sets: dict, real: np.ndarray, *, seed: int) -> dict:
-        return {
-            name: {"distance": swd(images, real, seed=seed)["mean"]}
-            for name, images in sets.items()
-        }
+        verdicts = swd_of_sets(sets, real, seed=seed)
+        return {name: {"distance": verdicts[name]["mean"]} for name in sets}
 
 
 def from_files(paths, *, feature_model: str | Path | None = None) -> list:

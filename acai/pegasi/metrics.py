@@ -165,15 +165,33 @@ def patch_descriptors(band: np.ndarray, rng: np.random.Generator, *, per_image=S
     Returns:
       (B * per_image, SWD_PATCH * SWD_PATCH * C).
     """
-    b, h, w, c = band.shape
+    return _patches(band, _patch_corners(band.shape, rng, per_image))
+
+
+def _patch_corners(shape, rng: np.random.Generator, per_image: int = SWD_PATCHES):
+    """The random top-left corners (ys, xs), each (B, per_image), of patches of a band `shape`."""
+    b, h, w, _ = shape
     size = min(SWD_PATCH, h, w)
-    ys = rng.integers(0, h - size + 1, (b, per_image))
-    xs = rng.integers(0, w - size + 1, (b, per_image))
-    offsets = np.arange(size)
+    return rng.integers(0, h - size + 1, (b, per_image)), rng.integers(
+        0, w - size + 1, (b, per_image)
+    )
+
+
+def _patches(band: np.ndarray, corners) -> np.ndarray:
+    """The patches of `band` at `corners` (from `_patch_corners`), flattened."""
+    b, h, w, _ = band.shape
+    ys, xs = corners
+    offsets = np.arange(min(SWD_PATCH, h, w))
     rows = (ys[..., None] + offsets)[..., :, None]  # (B, P, size, 1)
     cols = (xs[..., None] + offsets)[..., None, :]  # (B, P, 1, size)
     patches = band[np.arange(b)[:, None, None, None], rows, cols]  # (B, P, size, size, C)
-    return patches.reshape(b * per_image, -1)
+    return patches.reshape(b * ys.shape[1], -1)
+
+
+def _unit_directions(dims: int, rng: np.random.Generator, count: int) -> np.ndarray:
+    """(dims, count) random unit columns, the projections of one repeat of SWD."""
+    u = rng.normal(size=(dims, count))
+    return u / np.linalg.norm(u, axis=0, keepdims=True)
 
 
 def sliced_wasserstein(
@@ -193,13 +211,16 @@ def sliced_wasserstein(
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape:
         raise ValueError(f"sliced_wasserstein needs equal sets, got {a.shape} and {b.shape}")
+    units = [_unit_directions(a.shape[1], rng, directions) for _ in range(repeats)]
+    return _sorted_distance(a, [np.sort(b @ u, axis=0) for u in units], units)
+
+
+def _sorted_distance(a: np.ndarray, sorted_b: list, units: list) -> float:
+    """SWD of points `a` against a set whose projections on each of `units` are `sorted_b`."""
     total = 0.0
-    for _ in range(repeats):
-        u = rng.normal(size=(a.shape[1], directions))
-        u /= np.linalg.norm(u, axis=0, keepdims=True)  # (D, directions) unit columns
-        pa, pb = np.sort(a @ u, axis=0), np.sort(b @ u, axis=0)  # (N, directions)
-        total += np.abs(pa - pb).mean()
-    return total / repeats
+    for u, pb in zip(units, sorted_b):
+        total += np.abs(np.sort(a @ u, axis=0) - pb).mean()  # (N, directions) each
+    return total / len(units)
 
 
 def swd(images, real_images, *, seed: int = 0, levels: int = SWD_LEVELS) -> dict:
@@ -221,20 +242,62 @@ def swd(images, real_images, *, seed: int = 0, levels: int = SWD_LEVELS) -> dict
     Returns:
       {"levels": [SWD x 1000 per level, finest first], "mean": their mean}.
     """
-    rng = np.random.default_rng(seed)
-    n = min(len(images), len(real_images))
-    picked = [np.asarray(x)[rng.choice(len(x), n, replace=False)] for x in (images, real_images)]
-    pyramids = [laplacian_pyramid(np.asarray(x, np.float64) / 255.0, levels) for x in picked]
-    per_level = []
-    for band, real_band in zip(*pyramids):
-        channels = band.shape[-1]
-        real = patch_descriptors(real_band, rng).reshape(-1, channels)
-        mean, std = real.mean(0), real.std(0) + 1e-8  # per colour channel
-        descriptors = [
-            ((patch_descriptors(x, rng).reshape(-1, channels) - mean) / std).reshape(
-                n * SWD_PATCHES, -1
-            )
-            for x in (band, real_band)
-        ]
-        per_level.append(1000 * sliced_wasserstein(*descriptors, rng))
-    return {"levels": per_level, "mean": float(np.mean(per_level))}
+    return swd_of_sets({"images": images}, real_images, seed=seed, levels=levels)["images"]
+
+
+def swd_of_sets(sets: dict, real_images, *, seed: int = 0, levels: int = SWD_LEVELS) -> dict:
+    """`swd` of each of several image sets against the same real photos: {name: swd(images,
+    real_images)}, the same figures, with the real photos' side worked out once per set size.
+
+    `swd` draws its random numbers (the subsamples, the patch corners, the directions) from
+    `seed` in an order fixed by the sizes alone, so every set of one size meets the same real
+    patches and the same directions.
+    """
+    real_images = np.asarray(real_images)
+    out = {}
+    for size in sorted({len(images) for images in sets.values()}):
+        reference = _SwdReference(size, real_images, seed=seed, levels=levels)
+        for name, images in sets.items():
+            if len(images) == size:
+                out[name] = reference.distance(images)
+    return out
+
+
+class _SwdReference:
+    """The real photos' side of `swd` for image sets of `size`: the subsamples, and per pyramid
+    level the normalisation, the patch corners, the directions and the sorted projections."""
+
+    def __init__(self, size: int, real_images: np.ndarray, *, seed: int, levels: int):
+        rng = np.random.default_rng(seed)
+        n = min(size, len(real_images))
+        self.pick = rng.choice(size, n, replace=False)  # drawn first, as swd always has
+        picked = real_images[rng.choice(len(real_images), n, replace=False)]
+        self.levels = []
+        for real_band in laplacian_pyramid(np.asarray(picked, np.float64) / 255.0, levels):
+            channels = real_band.shape[-1]
+            real = patch_descriptors(real_band, rng).reshape(-1, channels)
+            mean, std = real.mean(0), real.std(0) + 1e-8  # per colour channel
+            corners = _patch_corners(real_band.shape, rng)  # where the images' patches come from
+            real = self._normalised(patch_descriptors(real_band, rng), mean, std, channels)
+            units = [
+                _unit_directions(real.shape[1], rng, SWD_DIRECTIONS) for _ in range(SWD_REPEATS)
+            ]
+            sorted_real = [np.sort(real @ u, axis=0) for u in units]
+            self.levels.append((mean, std, corners, units, sorted_real))
+        self.depth = levels
+
+    @staticmethod
+    def _normalised(descriptors, mean, std, channels):
+        flat = descriptors.reshape(-1, channels)
+        return ((flat - mean) / std).reshape(len(descriptors), -1)
+
+    def distance(self, images) -> dict:
+        """{"levels": [SWD x 1000 per level, finest first], "mean"} of `size` images."""
+        picked = np.asarray(np.asarray(images)[self.pick], np.float64) / 255.0
+        per_level = []
+        for band, (mean, std, corners, units, sorted_real) in zip(
+            laplacian_pyramid(picked, self.depth), self.levels
+        ):
+            own = self._normalised(_patches(band, corners), mean, std, band.shape[-1])
+            per_level.append(1000 * _sorted_distance(own, sorted_real, units))
+        return {"levels": per_level, "mean": float(np.mean(per_level))}
