@@ -337,7 +337,7 @@ def test_scorecard_ranks_real_photos_above_blurred_copies_and_cross_fades(tmp_pa
     rng = np.random.default_rng(0)
     world = _striped_world(tmp_path / "world", rng)
     path = tmp_path / "classifier.keras"
-    info = classifier_lib.train(str(world), path, epochs=20, batch=16, verbose=0)
+    info = classifier_lib.train(str(world), path, epochs=8, batch=16, verbose=0)
     assert info["test_accuracy"] > 0.85  # the judge must know the classes for this to mean much
     data = data_lib.load(str(world))
     judge = judge_lib.Judge(None, classifier_lib.Classifier(path), data.train_images, 1.0)
