@@ -172,9 +172,9 @@ def _patch_corners(shape, rng: np.random.Generator, per_image: int = SWD_PATCHES
     """The random top-left corners (ys, xs), each (B, per_image), of patches of a band `shape`."""
     b, h, w, _ = shape
     size = min(SWD_PATCH, h, w)
-    return rng.integers(0, h - size + 1, (b, per_image)), rng.integers(
-        0, w - size + 1, (b, per_image)
-    )
+    ys = rng.integers(0, h - size + 1, (b, per_image))
+    xs = rng.integers(0, w - size + 1, (b, per_image))
+    return ys, xs
 
 
 def _patches(band: np.ndarray, corners) -> np.ndarray:
@@ -272,19 +272,19 @@ class _SwdReference:
         n = min(size, len(real_images))
         self.pick = rng.choice(size, n, replace=False)  # drawn first, as swd always has
         picked = real_images[rng.choice(len(real_images), n, replace=False)]
-        self.levels = []
+        self.levels = levels
+        self.bands = []  # per pyramid level, finest first
         for real_band in laplacian_pyramid(np.asarray(picked, np.float64) / 255.0, levels):
             channels = real_band.shape[-1]
-            real = patch_descriptors(real_band, rng).reshape(-1, channels)
-            mean, std = real.mean(0), real.std(0) + 1e-8  # per colour channel
+            sample = patch_descriptors(real_band, rng).reshape(-1, channels)
+            mean, std = sample.mean(0), sample.std(0) + 1e-8  # per colour channel
             corners = _patch_corners(real_band.shape, rng)  # where the images' patches come from
             real = self._normalised(patch_descriptors(real_band, rng), mean, std, channels)
             units = [
                 _unit_directions(real.shape[1], rng, SWD_DIRECTIONS) for _ in range(SWD_REPEATS)
             ]
             sorted_real = [np.sort(real @ u, axis=0) for u in units]
-            self.levels.append((mean, std, corners, units, sorted_real))
-        self.depth = levels
+            self.bands.append((mean, std, corners, units, sorted_real))
 
     @staticmethod
     def _normalised(descriptors, mean, std, channels):
@@ -296,7 +296,7 @@ class _SwdReference:
         picked = np.asarray(np.asarray(images)[self.pick], np.float64) / 255.0
         per_level = []
         for band, (mean, std, corners, units, sorted_real) in zip(
-            laplacian_pyramid(picked, self.depth), self.levels
+            laplacian_pyramid(picked, self.levels), self.bands
         ):
             own = self._normalised(_patches(band, corners), mean, std, band.shape[-1])
             per_level.append(1000 * _sorted_distance(own, sorted_real, units))
