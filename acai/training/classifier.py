@@ -300,11 +300,10 @@ class Classifier:
         self.sha256 = sha256_file(path)
         self.architecture = architecture_of(self.info)
         try:
-            self.model.get_layer("logits")  # its input: the features KID compares
+            self._score = mirrored_scorer(self.model)  # needs the layer "logits"
         except ValueError as e:
             raise AcaiError(f"classifier '{path}' is unreadable ({e}); train it again") from None
         self.class_names = tuple(self.info["class_names"])
-        self._score = mirrored_scorer(self.model)
 
     def index(self, name: str) -> int:
         if name not in self.class_names:
