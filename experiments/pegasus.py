@@ -6,7 +6,8 @@ loss's classifier first: acai classifier --data ... --seed 1 --epochs 4 --valida
 runs/perceptual/classifier.keras (a second classifier, of the plain family, so that no judge
 that scores pegasi is the network the decoder was trained against, and one that has not seen
 the validation photos). About 20 minutes on a 2-core CPU with AVX-512 BF16 and AMX, about 32
-without AMX (docs/judges.md, "Advweight 1.0"). Its plain twin: --set advweight=0.
+without AMX (docs/judges.md, "Advweight 1.0"), about 2 hours in float32 on one with AVX2 only
+(docs/speed.md). Its plain twin: --set advweight=0.
 """
 
 from acai import Config
