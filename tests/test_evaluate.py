@@ -152,7 +152,12 @@ def test_lines_run_reports_mean_distance_and_smoothness(tmp_path, monkeypatch):
     # the references are computed on the same pairs: exact ~0, cross-fade clearly worse
     assert result["exact_mean_distance"] < 1e-4
     assert result["crossfade_smoothness"] > 0.5
-    assert "Mean Distance, lerp" in (tmp_path / "lines" / "report.html").read_text()
+    # the dissolve index of the midpoints, and of one bar at the middle angle for reference
+    for key in ("dissolve_index", "dissolve_index_slerp"):
+        assert 0 <= result[key] <= 1
+    assert result["exact_dissolve_index"] < 0.1
+    page = (tmp_path / "lines" / "report.html").read_text()
+    assert "Mean Distance, lerp" in page and "dissolve index of the midpoints, lerp" in page
 
 
 def test_commands_refuse_bad_input_in_one_line(tmp_path):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from acai.core.walks import crossfade
+from acai.pegasi.baselines import dissolve_index
 from acai.training import data as data_lib
 from acai.training import lines
 
@@ -79,6 +80,15 @@ def test_exact_interpolation_scores_zero_and_a_cross_fade_clearly_worse(referenc
     assert good["mean_distance"] < 1e-4 and good["smoothness"] < 0.02
     assert bad["mean_distance"] > 20 * good["mean_distance"]
     assert bad["smoothness"] > 0.5
+
+
+def test_the_dissolve_index_tells_one_turned_bar_from_two_faded_ones():
+    walks = lines.exact_line_walk(lines.line_pairs(64, seed=1), 3)  # t = 0, 0.5, 1
+    first, middle, last = walks[:, 0], walks[:, 1], walks[:, 2]
+    fade = crossfade(first, last, np.float32([0.5]))[0]
+    # one bar at the middle angle is mostly not a blend of the end bars; their fade is one
+    assert np.median(dissolve_index(middle, first, last)) < 0.1
+    assert np.median(dissolve_index(fade, first, last)) > 0.999
 
 
 def test_line_pairs_are_fixed_by_the_seed():

@@ -15,6 +15,7 @@ from acai.files import write_atomic, write_json
 from acai.images import in_batches, to_float
 from acai.pegasi import judge as judge_lib
 from acai.pegasi import metrics, realism
+from acai.pegasi.baselines import dissolve_index
 from acai.pegasi.report import HIGHER_BETTER, LABELS, LOWER_BETTER, REALISM_LABELS, fmt, report_html
 from acai.training import data as data_lib
 from acai.training import lines
@@ -70,9 +71,12 @@ def compute_metrics(
 
 
 def lines_metrics(run: Run, *, seed: int = 0) -> dict:
-    """Mean Distance and Smoothness of the run's interpolations between seeded line pairs."""
+    """Mean Distance and Smoothness of the run's interpolations between seeded line pairs, and
+    the dissolve index of their midpoints (t = 0.5) on the decoded ends: a midpoint that is one
+    bar at the middle angle scores as the exact walk's does, a double exposure near 1."""
     reference = lines.reference_lines()
-    exact = lines.exact_line_walk(lines.line_pairs(LINE_PAIRS, seed=seed), LINE_STEPS)
+    pairs = lines.line_pairs(LINE_PAIRS, seed=seed)
+    exact = lines.exact_line_walk(pairs, LINE_STEPS)
     ends = exact[:, 0], exact[:, -1]  # (I, 32, 32, 1) each
     t = np.linspace(0.0, 1.0, LINE_STEPS, dtype=np.float32)
     result = {}
@@ -80,8 +84,12 @@ def lines_metrics(run: Run, *, seed: int = 0) -> dict:
     for path in PATHS:  # every point decoded, the ends too, as the paper's code does
         walks = np.asarray(run.model.decode_path(za, zb, t, path=path)).swapaxes(0, 1)
         scores = lines.line_scores(walks, reference)  # walks: (I, T, H, W, 1)
+        (mid,) = np.asarray(run.model.decode_path(za, zb, np.float32([0.5]), path=path))
+        scores["dissolve_index"] = float(np.median(dissolve_index(mid, walks[:, 0], walks[:, -1])))
         suffix = "" if path == "lerp" else f"_{path}"  # the paper's figures are lerp's
         result.update({f"{k}{suffix}": v for k, v in scores.items()})
+    middle = lines.exact_line_walk(pairs, 3)[:, 1]  # one bar at the middle angle
+    result["exact_dissolve_index"] = float(np.median(dissolve_index(middle, *ends)))
     fades = crossfade(*ends, t).swapaxes(0, 1)  # (I, T, ...)
     for name, walks in (("exact", exact), ("crossfade", fades)):
         scores = lines.line_scores(walks, reference)

@@ -20,7 +20,15 @@ from acai.training.run import Run
 
 REPORT_PAIRS, REPORT_STEPS = 4, 11  # interpolation rows shown in the report
 # Shown in this order in tables; lower is better for the first group, higher for the second.
-LOWER_BETTER = ("rmse", "mean_distance", "smoothness", "mean_distance_slerp", "smoothness_slerp")
+LOWER_BETTER = (
+    "rmse",
+    "mean_distance",
+    "smoothness",
+    "mean_distance_slerp",
+    "smoothness_slerp",
+    "dissolve_index",
+    "dissolve_index_slerp",
+)
 HIGHER_BETTER = ("probe_accuracy", "kmeans_accuracy")
 
 LABELS = {
@@ -31,6 +39,8 @@ LABELS = {
     "smoothness": "Smoothness, lerp",
     "mean_distance_slerp": "Mean Distance, slerp",
     "smoothness_slerp": "Smoothness, slerp",
+    "dissolve_index": "dissolve index of the midpoints, lerp",
+    "dissolve_index_slerp": "dissolve index of the midpoints, slerp",
 }
 
 
@@ -157,7 +167,9 @@ def fmt(key: str, value) -> str:
         return f"{100 * value:.1f}%"
     if key.startswith("mean_distance"):
         return f"{1000 * value:.2f}e-3"
-    return f"{value:.3f}" if key.startswith("smoothness") else f"{value:.2f}"
+    if key.startswith(("smoothness", "dissolve_index")):
+        return f"{value:.3f}"
+    return f"{value:.2f}"
 
 
 # --- the report ------------------------------------------------------------------------------
@@ -219,6 +231,12 @@ def _metrics_table(result: dict) -> str:
                     f"{result[f'{who}_smoothness']:.3f}",
                 )
             )
+        rows.append(
+            (
+                "for reference, the exact interpolation's dissolve index (a blend: 1)",
+                fmt("dissolve_index", result["exact_dissolve_index"]),
+            )
+        )
         rows.append(
             (
                 "interpolations with undefined Smoothness (counted as 0)",
