@@ -6,7 +6,8 @@
 writes OUT/lines_curve.png (Mean Distance and Smoothness against the training budget, one line
 per run, labelled with its rate, schedule and seed; a run of a single stage is one point) and
 OUT/lines_walks.png (lerp walks between the same pairs of lines: the exact walk,
-the first ACAI run, the first plain run).
+the first ACAI run, the first plain run). Without --plain, the walks are the exact walk and
+the first ACAI run.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ PAIRS, STEPS = 6, 10  # walks in the picture, points on each
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--acai", nargs="+", required=True, help="ACAI runs of lines_curve.py")
-    parser.add_argument("--plain", nargs="+", required=True, help="their plain twins")
+    parser.add_argument("--plain", nargs="*", default=[], help="their plain twins")
     parser.add_argument("--out", default="docs", help="the folder for the two PNGs")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     curves(args.acai, args.plain, out / "lines_curve.png")
-    walks(args.acai[0], args.plain[0], out / "lines_walks.png")
+    walks([args.acai[0], *args.plain[:1]], out / "lines_walks.png")
 
 
 def curves(acai_runs, plain_runs, path: Path) -> None:
@@ -47,7 +48,8 @@ def curves(acai_runs, plain_runs, path: Path) -> None:
         rows = [json.loads(line) for line in (Path(run) / "curve.jsonl").read_text().splitlines()]
         config = Config.from_dict(json.loads((Path(run) / "config.json").read_text()))
         schedule = ", cosine" if config.lr_schedule == "cosine" else ""
-        label = f"{name}, lr {config.lr:g}{schedule}, seed {config.seed}"
+        dissolves = ", critic shown dissolves" if config.critic_dissolves else ""
+        label = f"{name}, lr {config.lr:g}{schedule}{dissolves}, seed {config.seed}"
         kimg = [r["kimg"] for r in rows]
         for ax, key in zip(axes, ("mean_distance", "smoothness")):
             values = [r[key] for r in rows]
@@ -73,7 +75,7 @@ def curves(acai_runs, plain_runs, path: Path) -> None:
     path.write_bytes(figure_png(fig, dpi=100))
 
 
-def walks(acai_run, plain_run, path: Path) -> None:
+def walks(runs, path: Path) -> None:
     from acai.images import grid, png_bytes, to_uint8
     from acai.training import lines
     from acai.training.run import open as open_run
@@ -82,12 +84,12 @@ def walks(acai_run, plain_run, path: Path) -> None:
     t = np.linspace(0.0, 1.0, STEPS, dtype=np.float32)
     rows = []
     decoded = []
-    for run in (acai_run, plain_run):
+    for run in runs:
         model = open_run(run).model
         za, zb = model.encode(exact[:, 0]), model.encode(exact[:, -1])
         decoded.append(np.asarray(model.decode_path(za, zb, t, path="lerp")).swapaxes(0, 1))
-    for i in range(PAIRS):  # per pair: the exact walk, ACAI's, the plain autoencoder's
-        rows += [exact[i], decoded[0][i], decoded[1][i]]
+    for i in range(PAIRS):  # per pair: the exact walk, ACAI's, the plain autoencoder's if given
+        rows += [exact[i], *(walk[i] for walk in decoded)]
     picture = grid([np.repeat(np.asarray(to_uint8(r)), 3, axis=-1) for r in rows], fill=128)
     path.write_bytes(png_bytes(picture, scale=2))
 
