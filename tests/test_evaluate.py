@@ -102,15 +102,17 @@ def test_compare_shows_each_shared_judges_realism_and_the_spread_over_seeds(run_
     runs = [run_copy, shutil.copytree(run_copy, tmp_path / "seed1")]
     evaluate.compare(runs)  # writes each run's metrics.json
 
-    def judged(slerp, crossfade, share, sha):
+    def judged(slerp, crossfade, share, sha, min_p=None):
         distance = {"slerp": slerp, "crossfade": crossfade, "reconstruction": 20.0}
-        share = {"slerp": share}
-        return {"distance": distance, "horse_or_bird_share": share, "sha256": sha}
+        entry = {"distance": distance, "horse_or_bird_share": {"slerp": share}, "sha256": sha}
+        if min_p is not None:
+            entry["mean_min_p"] = {"slerp": min_p}
+        return entry
 
-    for run, slerp, sha in zip(runs, (28.0, 30.0), ("aaa", "bbb")):
+    for run, slerp, sha, min_p in zip(runs, (28.0, 30.0), ("aaa", "bbb"), (0.04, 0.05)):
         metrics = strict_json(run / "metrics.json")
         judges = {
-            "kid judge.keras": judged(slerp, 27.0, 0.6, "same"),
+            "kid judge.keras": judged(slerp, 27.0, 0.6, "same", min_p),
             "swd": judged(60, 195, 0.5, sha),
         }
         metrics["realism"] = {"judges": judges}
@@ -126,6 +128,8 @@ def test_compare_shows_each_shared_judges_realism_and_the_spread_over_seeds(run_
         "kid judge.keras: pixel cross-fade of the photos" in table
         and "slerp called horse or bird" in table
     )
+    min_p = next(line for line in table.splitlines() if "slerp mean min(P)" in line)
+    assert min_p.split()[-7:] == ["0.040", "0.050", "*", "0.045", "(0.040", "to", "0.050)"]
     assert "swd:" not in table  # two files under one name are not one judge
 
 

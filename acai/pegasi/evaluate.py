@@ -199,7 +199,8 @@ def load_metrics(workdir: str | Path) -> dict:
 def compare(workdirs: list[str | Path], *, spread: bool = False) -> str:
     """A plain-text table of the runs' metrics side by side, best of each row marked *: the
     held-out scores, and the realism distances under each judge every run was scored by (the
-    same judge file, by hash), with the share of slerp midpoints called horse or bird.
+    same judge file, by hash), with the share of slerp midpoints called horse or bird and
+    their mean min(P(horse), P(bird)).
 
     Args:
       workdirs: two or more runs (or exports).
@@ -251,6 +252,9 @@ def _realism_rows(columns: list[dict]) -> list[tuple]:
         shares = [e.get("horse_or_bird_share", {}).get("slerp") for e in entries]
         if all(v is not None for v in shares):
             rows.append((f"{judge}: slerp called horse or bird", shares, "{:.1%}".format, False))
+        both = [e.get("mean_min_p", {}).get("slerp") for e in entries]
+        if all(v is not None for v in both):
+            rows.append((f"{judge}: slerp mean min(P)", both, "{:.3f}".format, False))
     indices = [c.get("realism", {}).get("dissolve_index", {}).get("slerp") for c in columns]
     if all(v is not None for v in indices):
         rows.append(("dissolve index, slerp midpoints", indices, "{:.3f}".format, True))
