@@ -24,6 +24,21 @@ def test_the_contrast_restored_fade_has_the_photos_mean_spread(photos):
     np.testing.assert_allclose(baselines.contrast_restored(a, b, 0.0), a, atol=1e-5)
 
 
+def test_the_critics_contrast_restored_blends_are_the_baselines_own(photos):
+    # acai.core.losses.restore_contrast, in ops for the training step, is the same trick as the
+    # baseline it is named after: a mix alpha of the way from the partner to each image.
+    from acai.core.losses import mix_latents, restore_contrast
+
+    a, _ = photos
+    alphas = [0.1, 0.25, 0.4, 0.5]
+    alpha = np.array(alphas, np.float32).reshape(4, 1, 1, 1)
+    blends = mix_latents(a, alpha)
+    restored = np.asarray(restore_contrast(blends, a, alpha))
+    for i, t in enumerate(alphas):
+        want = baselines.contrast_restored(a[::-1][i : i + 1], a[i : i + 1], t)
+        np.testing.assert_allclose(restored[i : i + 1], want, atol=1e-5)
+
+
 def test_half_and_half_cuts_down_the_middle(photos):
     a, b = photos
     cut = baselines.half_and_half(a, b)

@@ -34,6 +34,7 @@ def test_latent_width_sets_the_number_of_scales(width, scales):
         ("disc_lr", -1e-3, "'disc_lr'"),
         ("lr_schedule", "linear", "'lr_schedule'.*constant, cosine"),
         ("critic_dissolves", -1.0, "'critic_dissolves'"),
+        ("critic_dissolves_contrast", -0.5, "'critic_dissolves_contrast'"),
         ("depth", "64", "wrong type"),
         ("depth", 6.5, "wrong type"),
         ("depth", True, "wrong type"),

@@ -436,6 +436,40 @@ def test_the_critic_shown_dissolves_reads_pixel_blends_of_the_mixed_pairs():
     assert tape.gradient(terms.losses["critic"], x_hat) is None  # the blends are constants
 
 
+def test_the_critic_shown_contrast_restored_dissolves_reads_them_as_mixes():
+    rng = np.random.default_rng(0)
+    x_hat = tf.constant(rng.uniform(-0.5, 0.5, (4, 32, 32, 3)).astype(np.float32))
+    alpha = tf.constant([0.1, 0.2, 0.3, 0.5], shape=(4, 1, 1, 1))
+    model = tiny_model()
+    part = parts.ContrastDissolves(model.critic, weight=1.0)
+    step = parts.Step(x=x_hat, x_hat=x_hat, x_mix=x_hat, alpha=alpha)
+    blends = np.asarray(part.blends(step))
+    plain = np.asarray(parts.Dissolves(model.critic, weight=1.0).blends(step))
+    a = np.asarray(alpha).reshape(4, 1)
+    spread = x_hat.numpy().std(axis=(1, 2))  # (4, 3)
+    wanted = a * spread + (1 - a) * spread[::-1]  # each blend's ends' contrast, mixed alike
+    assert (plain.std(axis=(1, 2))[1:3] < 0.9 * wanted[1:3]).all()  # a blend loses contrast
+    np.testing.assert_allclose(blends.std(axis=(1, 2)), wanted, rtol=1e-4)  # this one keeps it
+    terms = part.terms(step)
+    expected = np.mean(
+        (np.asarray(model.critic(blends, training=True)) - [[0.1], [0.2], [0.3], [0.5]]) ** 2
+    )
+    assert float(terms.reported["loss_critic_dissolves_contrast"]) == pytest.approx(
+        expected, rel=1e-5
+    )
+    assert set(terms.losses) == {"critic"}
+
+
+def test_both_kinds_of_dissolves_train_beside_each_other():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    model = tiny_model(critic_dissolves=1.0, critic_dissolves_contrast=1.0)
+    assert [p.name for p in model.parts] == ["dissolves", "dissolves_contrast"]
+    logs = model.train_step((x, np.zeros(4, np.int32)))
+    assert float(logs["loss_critic_dissolves"]) > 0
+    assert float(logs["loss_critic_dissolves_contrast"]) > 0
+
+
 def test_the_dissolves_term_trains_the_critic_and_leaves_the_autoencoders_step_alone():
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)

@@ -65,6 +65,10 @@ class Config:
     # of two reconstructions that the critic learns to read as the mix they are
     # (`acai.core.parts.Dissolves`), so that decoded mixes which blend their ends are punished.
     critic_dissolves: float = 0.0
+    # Off by default (not in the paper): the same with each blend's contrast put back, as the
+    # contrast-restored cross-fade does (`acai.core.parts.ContrastDissolves`), so that a mix
+    # cannot pass for a photo by keeping its contrast alone. Either weight works alone.
+    critic_dissolves_contrast: float = 0.0
     # Off by default (not in the paper): the decay of a moving average of the encoder's and
     # decoder's weights (e.g. 0.999), kept beside them; encoding, decoding, evaluation and
     # export use the average, which swings less between checkpoints than the weights do.
@@ -99,6 +103,11 @@ class Config:
             ("discweight", self.discweight >= 0, "must be 0 (off) or more"),
             ("disc_r1", self.disc_r1 >= 0, "must be 0 (off) or more"),
             ("critic_dissolves", self.critic_dissolves >= 0, "must be 0 (off) or more"),
+            (
+                "critic_dissolves_contrast",
+                self.critic_dissolves_contrast >= 0,
+                "must be 0 (off) or more",
+            ),
             ("disc_depth", self.disc_depth >= 0, "must be 0 (the critic's) or more"),
             ("disc_lr", self.disc_lr >= 0, "must be 0 (the same as lr) or more"),
             ("disc_beta1", 0 <= self.disc_beta1 < 1, "must be in [0, 1)"),

@@ -40,6 +40,30 @@ def mix_latents(z, alpha, *, groups: int = 1, path: str = "lerp"):
     return ops.cast(ops.reshape(rows(a, b, t), shape), z.dtype)
 
 
+def restore_contrast(blends, ends, alpha, *, groups: int = 1):
+    """Pixel blends of pairs with their contrast put back, as the strongest one-line baseline
+    does (`acai.pegasi.baselines.contrast_restored`): per image and colour channel, each blend's
+    deviations from its own mean are scaled so that its standard deviation is the same mix of
+    its two ends' standard deviations. Clipped to [-1, 1].
+
+    Args:
+      blends: `mix_latents(ends, alpha, groups=groups, path="lerp")`, (B, H, W, C).
+      ends: the images that were blended, (B, H, W, C) in [-1, 1].
+      alpha, groups: as given to `mix_latents`.
+
+    Returns:
+      (B, H, W, C), in the blends' dtype.
+    """
+    blends32, ends32 = ops.cast(blends, "float32"), ops.cast(ends, "float32")
+    axes = (1, 2)
+    mean = ops.mean(blends32, axis=axes, keepdims=True)
+    spread = ops.std(blends32, axis=axes, keepdims=True)
+    wanted = mix_latents(ops.std(ends32, axis=axes, keepdims=True), alpha, groups=groups)
+    gain = ops.where(spread > 1e-6, wanted / ops.maximum(spread, 1e-6), 1.0)
+    restored = ops.clip(mean + (blends32 - mean) * gain, -1.0, 1.0)
+    return ops.cast(restored, blends.dtype)
+
+
 def autoencoder_loss(x, x_hat, critic_mix, *, advweight: float):
     """The autoencoder's loss: reconstruction MSE plus advweight * the critic's squared guess.
 

@@ -15,7 +15,15 @@ from keras import ops
 from acai.core import networks
 from acai.core.config import Config
 from acai.core.losses import autoencoder_loss, critic_loss, fold_alpha, mix_latents, rmse_255
-from acai.core.parts import Dissolves, FeatureLoss, MovingAverage, Part, Realism, Step
+from acai.core.parts import (
+    ContrastDissolves,
+    Dissolves,
+    FeatureLoss,
+    MovingAverage,
+    Part,
+    Realism,
+    Step,
+)
 from acai.core.walks import PATHS, walk
 
 # compile()'s optimizer arguments, and the network each one trains
@@ -120,6 +128,8 @@ class ACAI(keras.Model):
             parts.append(Realism(config, self.image_shape, policy=self.policy))
         if config.critic_dissolves:
             parts.append(Dissolves(self.critic, config.critic_dissolves))
+        if config.critic_dissolves_contrast:
+            parts.append(ContrastDissolves(self.critic, config.critic_dissolves_contrast))
         if config.ema:
             copies = self._autoencoder("ema_")
             parts.append(MovingAverage(config.ema, self.encoder, self.decoder, copies))

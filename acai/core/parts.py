@@ -25,6 +25,7 @@ from acai.core.losses import (
     mix_latents,
     r1_penalty,
     realism_losses,
+    restore_contrast,
 )
 from acai.images import in_batches, to_float
 
@@ -199,13 +200,32 @@ class Dissolves(Part):
     def __init__(self, critic: keras.Model, weight: float):
         self.critic, self.weight = critic, weight  # the model's own critic, not a copy
 
-    def terms(self, step: Step, *, optimizer=None) -> Terms:
+    def blends(self, step: Step):
+        """The decoded mixes' pixel twins: the same pairing and alphas, lerped in pixels."""
         reconstructions = ops.stop_gradient(step.x_hat)
-        # The decoded mixes' pixel twins: the same pairing and alphas, lerped in pixels.
-        blends = mix_latents(reconstructions, step.alpha, groups=step.groups, path="lerp")
-        guess = self.critic(blends, training=True)  # (B, 1)
+        return mix_latents(reconstructions, step.alpha, groups=step.groups, path="lerp")
+
+    def terms(self, step: Step, *, optimizer=None) -> Terms:
+        guess = self.critic(self.blends(step), training=True)  # (B, 1)
         loss = ops.mean(ops.square(guess - ops.reshape(step.alpha, (-1, 1))))
-        return Terms({"critic": self.weight * loss}, {"loss_critic_dissolves": loss})
+        return Terms({"critic": self.weight * loss}, {self.reports[0]: loss})
+
+
+class ContrastDissolves(Dissolves):
+    """The same as `Dissolves`, with each blend's contrast put back (`restore_contrast`).
+
+    A plain blend of two photos has about 0.7 of their contrast, so a critic shown only those
+    can read a mix from its flat contrast alone, and decoded mixes escape it by keeping their
+    contrast while still showing both ends through each other, as the contrast-restored
+    cross-fade does. Shown these, the critic has to read the ghosting itself.
+    """
+
+    name = "dissolves_contrast"
+    reports = ("loss_critic_dissolves_contrast",)
+
+    def blends(self, step: Step):
+        ends = ops.stop_gradient(step.x_hat)
+        return restore_contrast(super().blends(step), ends, step.alpha, groups=step.groups)
 
 
 class MovingAverage(Part):
