@@ -416,20 +416,33 @@ def test_a_discriminator_trains_and_its_loss_reaches_the_decoder():
     assert any(not np.allclose(a, b) for a, b in zip(*decoders))
 
 
-def test_the_critic_shown_dissolves_reads_pixel_blends_of_the_mixed_pairs():
+DISSOLVE_ALPHAS = [0.1, 0.2, 0.3, 0.5]
+
+
+def dissolve_step():
+    """A step of four reconstructions (in [-0.5, 0.5], so restoring contrast never clips) mixed
+    with their mirror partners at DISSOLVE_ALPHAS."""
     rng = np.random.default_rng(0)
-    x_hat = tf.constant(rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32))
-    alpha = tf.constant([0.1, 0.2, 0.3, 0.5], shape=(4, 1, 1, 1))
-    model = tiny_model()
+    x_hat = tf.constant(rng.uniform(-0.5, 0.5, (4, 32, 32, 3)).astype(np.float32))
+    alpha = tf.constant(DISSOLVE_ALPHAS, shape=(4, 1, 1, 1))
+    return parts.Step(x=x_hat, x_hat=x_hat, x_mix=x_hat, alpha=alpha)
+
+
+def critic_error(critic, blends):
+    """The critic's mean squared error in reading DISSOLVE_ALPHAS off the blends."""
+    guess = np.asarray(critic(blends, training=True))
+    return np.mean((guess - np.reshape(DISSOLVE_ALPHAS, (-1, 1))) ** 2)
+
+
+def test_the_critic_shown_dissolves_reads_pixel_blends_of_the_mixed_pairs():
+    step, model = dissolve_step(), tiny_model()
     part = parts.Dissolves(model.critic, weight=2.0)
-    step = parts.Step(x=x_hat, x_hat=x_hat, x_mix=x_hat, alpha=alpha)
     with tf.GradientTape() as tape:
-        tape.watch(x_hat)
+        tape.watch(step.x_hat)
         terms = part.terms(step)
+    x_hat, alpha = step.x_hat, step.alpha
     blends = alpha * x_hat + (1 - alpha) * x_hat[::-1]  # each image with its mirror partner
-    expected = np.mean(
-        (np.asarray(model.critic(blends, training=True)) - [[0.1], [0.2], [0.3], [0.5]]) ** 2
-    )
+    expected = critic_error(model.critic, blends)
     assert float(terms.reported["loss_critic_dissolves"]) == pytest.approx(expected, rel=1e-5)
     assert float(terms.losses["critic"]) == pytest.approx(2 * expected, rel=1e-5)
     assert set(terms.losses) == {"critic"}
@@ -437,26 +450,19 @@ def test_the_critic_shown_dissolves_reads_pixel_blends_of_the_mixed_pairs():
 
 
 def test_the_critic_shown_contrast_restored_dissolves_reads_them_as_mixes():
-    rng = np.random.default_rng(0)
-    x_hat = tf.constant(rng.uniform(-0.5, 0.5, (4, 32, 32, 3)).astype(np.float32))
-    alpha = tf.constant([0.1, 0.2, 0.3, 0.5], shape=(4, 1, 1, 1))
-    model = tiny_model()
+    step, model = dissolve_step(), tiny_model()
     part = parts.ContrastDissolves(model.critic, weight=1.0)
-    step = parts.Step(x=x_hat, x_hat=x_hat, x_mix=x_hat, alpha=alpha)
     blends = np.asarray(part.blends(step))
     plain = np.asarray(parts.Dissolves(model.critic, weight=1.0).blends(step))
-    a = np.asarray(alpha).reshape(4, 1)
-    spread = x_hat.numpy().std(axis=(1, 2))  # (4, 3)
+    a = np.reshape(DISSOLVE_ALPHAS, (4, 1))
+    spread = step.x_hat.numpy().std(axis=(1, 2))  # (4, 3)
     wanted = a * spread + (1 - a) * spread[::-1]  # each blend's ends' contrast, mixed alike
     assert (plain.std(axis=(1, 2))[1:3] < 0.9 * wanted[1:3]).all()  # a blend loses contrast
     np.testing.assert_allclose(blends.std(axis=(1, 2)), wanted, rtol=1e-4)  # this one keeps it
     terms = part.terms(step)
-    expected = np.mean(
-        (np.asarray(model.critic(blends, training=True)) - [[0.1], [0.2], [0.3], [0.5]]) ** 2
-    )
-    assert float(terms.reported["loss_critic_dissolves_contrast"]) == pytest.approx(
-        expected, rel=1e-5
-    )
+    expected = critic_error(model.critic, blends)
+    reported = float(terms.reported["loss_critic_dissolves_contrast"])
+    assert reported == pytest.approx(expected, rel=1e-5)
     assert set(terms.losses) == {"critic"}
 
 
