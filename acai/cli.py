@@ -383,7 +383,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = command("compare", help="two or more runs' metrics side by side")
-    p.add_argument("workdirs", nargs="+", metavar="WORKDIR", help="trained runs")
+    p.add_argument(
+        "workdirs",
+        nargs="+",
+        metavar="WORKDIR",
+        help="trained runs, or folders acai evaluate --out wrote (to compare test scores)",
+    )
     p.add_argument(
         "--spread",
         action="store_true",

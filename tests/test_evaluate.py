@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import acai
+from acai.errors import AcaiError
 from acai.images import save_png
 from acai.pegasi import diagrams, evaluate
 from acai.training import data as data_lib
@@ -131,6 +132,31 @@ def test_compare_shows_each_shared_judges_realism_and_the_spread_over_seeds(run_
     min_p = next(line for line in table.splitlines() if "slerp mean min(P)" in line)
     assert min_p.split()[-7:] == ["0.040", "0.050", "*", "0.045", "(0.040", "to", "0.050)"]
     assert "swd:" not in table  # two files under one name are not one judge
+
+
+def test_compare_reads_the_folders_evaluate_out_wrote(tmp_path):
+    # acai evaluate RUN --split test --out RUN/test, for two runs: the test scores side by side,
+    # each column named by its run, and nothing computed again (no run lies in those folders).
+    folders = []
+    for run, rmse in (("run_a", 12.0), ("run_b", 13.0)):
+        folder = tmp_path / run / "test"
+        folder.mkdir(parents=True)
+        metrics = {"step": 8, "advweight": 1.0, "rmse": rmse, "split": "test"}
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+        folders.append(folder)
+    lines = evaluate.compare(folders).splitlines()
+    assert lines[0].split() == ["run_a/test", "run_b/test"]
+    rmse = next(line for line in lines if "reconstruction RMSE" in line)
+    assert rmse.split()[-3:] == ["12.00", "*", "13.00"]
+
+
+@pytest.mark.parametrize("text", ["{}", "not json", '{"step": 8}'])
+def test_compare_refuses_a_metrics_json_that_evaluate_did_not_write(tmp_path, text):
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(text)
+    with pytest.raises(AcaiError, match="not a metrics.json from acai evaluate"):
+        evaluate.compare([tmp_path / "a", tmp_path / "b"])
 
 
 def test_lines_run_reports_mean_distance_and_smoothness(tmp_path, monkeypatch):

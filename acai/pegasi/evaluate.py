@@ -180,9 +180,13 @@ def load_data(run: Run, data: str | None = None) -> data_lib.ImageData:
 
 
 def load_metrics(workdir: str | Path) -> dict:
-    """A run's metrics.json, computed (and written) first if it is missing or out of date."""
+    """A run's metrics.json, computed (and written) first if it is missing or out of date; or,
+    from a folder `acai evaluate --out` wrote (no run of its own to compute it again from), the
+    metrics.json found there."""
     workdir = Path(workdir)
     path = workdir / "metrics.json"
+    if path.is_file() and not _is_model(workdir):
+        return _evaluated(path)
     run = run_lib.open(workdir)
     if path.is_file():
         try:
@@ -196,6 +200,33 @@ def load_metrics(workdir: str | Path) -> dict:
     return result
 
 
+def _is_model(folder: Path) -> bool:
+    """Whether the folder holds a model: a training run or an `acai export`."""
+    return any((folder / name).is_file() for name in ("run.json", "metadata.json"))
+
+
+def _evaluated(path: Path) -> dict:
+    """A metrics.json that `acai evaluate --out` wrote, checked to be one."""
+    try:
+        saved = json.loads(path.read_text())
+    except ValueError:
+        saved = None
+    if not isinstance(saved, dict) or "step" not in saved or "advweight" not in saved:
+        raise AcaiError(
+            f"'{path}' is not a metrics.json from acai evaluate; pass a trained run, or a "
+            "folder acai evaluate --out wrote"
+        )
+    return saved
+
+
+def _column_names(workdirs: list[str | Path]) -> list[str]:
+    """Each folder's name, with its parent's where two names are the same (run_a/test and
+    run_b/test, from `acai evaluate --split test --out RUN/test`)."""
+    paths = [Path(w).resolve() for w in workdirs]
+    names = [p.name for p in paths]
+    return [f"{p.parent.name}/{p.name}" if names.count(p.name) > 1 else p.name for p in paths]
+
+
 def compare(workdirs: list[str | Path], *, spread: bool = False) -> str:
     """A plain-text table of the runs' metrics side by side, best of each row marked *: the
     held-out scores, and the realism distances under each judge every run was scored by (the
@@ -203,14 +234,14 @@ def compare(workdirs: list[str | Path], *, spread: bool = False) -> str:
     their mean min(P(horse), P(bird)).
 
     Args:
-      workdirs: two or more runs (or exports).
+      workdirs: two or more runs, exports, or folders `acai evaluate --out` wrote.
       spread: add a column with each row's mean and range over the runs: for seeds of one
         recipe.
     """
     if len(workdirs) < 2:
         raise AcaiError("compare needs two or more runs: acai compare WORKDIR_A WORKDIR_B")
     columns = [load_metrics(w) for w in workdirs]
-    table = [("", *[Path(w).name for w in workdirs], *(["mean (min to max)"] if spread else []))]
+    table = [("", *_column_names(workdirs), *(["mean (min to max)"] if spread else []))]
     table.append(("step", *[str(c["step"]) for c in columns]))
     table.append(("advweight (lambda)", *[f"{c['advweight']:g}" for c in columns]))
     if any("realism" in c for c in columns):
