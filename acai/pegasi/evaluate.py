@@ -185,9 +185,12 @@ def load_metrics(workdir: str | Path) -> dict:
     metrics.json found there."""
     workdir = Path(workdir)
     path = workdir / "metrics.json"
-    if path.is_file() and not _is_model(workdir):
-        return _evaluated(path)
-    run = run_lib.open(workdir)
+    try:
+        run = run_lib.open(workdir)
+    except WorkdirError:
+        if path.is_file():
+            return _evaluated(path)
+        raise
     if path.is_file():
         try:
             saved = json.loads(path.read_text())
@@ -198,11 +201,6 @@ def load_metrics(workdir: str | Path) -> dict:
     result = compute_metrics(run, load_data(run))
     write_json(path, result)
     return result
-
-
-def _is_model(folder: Path) -> bool:
-    """Whether the folder holds a model: a training run or an `acai export`."""
-    return any((folder / name).is_file() for name in ("run.json", "metadata.json"))
 
 
 def _evaluated(path: Path) -> dict:
