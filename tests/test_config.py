@@ -29,6 +29,7 @@ def test_latent_width_sets_the_number_of_scales(width, scales):
         ("jit_compile", "maybe", "'jit_compile'"),
         ("mix", "cubic", "'mix'.*lerp, slerp"),
         ("disc_loss", "wasserstein", "'disc_loss'.*nonsaturating, hinge"),
+        ("disc_fakes", "reconstructions", "'disc_fakes'.*both, mixes"),
         ("disc_r1", -1.0, "'disc_r1'"),
         ("disc_beta1", 1.0, "'disc_beta1'"),
         ("disc_lr", -1e-3, "'disc_lr'"),

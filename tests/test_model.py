@@ -416,6 +416,32 @@ def test_a_discriminator_trains_and_its_loss_reaches_the_decoder():
     assert any(not np.allclose(a, b) for a, b in zip(*decoders))
 
 
+def test_a_discriminator_shown_mixes_only_leaves_the_reconstructions_to_their_own_losses():
+    rng = np.random.default_rng(0)
+    x, x_hat, x_mix = (
+        tf.constant(rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)) for _ in range(3)
+    )
+    alpha = tf.constant(0.3, shape=(4, 1, 1, 1))
+    step = parts.Step(x=x, x_hat=x_hat, x_mix=x_mix, alpha=alpha)
+    config = Config(depth=4, latent=4, discweight=0.5, disc_loss="hinge", disc_fakes="mixes")
+    part = parts.Realism(config, (32, 32, 3), policy="float32")
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x_hat, x_mix])
+        terms = part.terms(step)
+    score = part.discriminator
+    disc, fool = losses.realism_losses(score(x), score(x_mix), kind="hinge")
+    assert float(terms.reported["loss_disc"]) == pytest.approx(float(disc), rel=1e-5)
+    assert float(terms.losses["autoencoder"]) == pytest.approx(0.5 * float(fool), rel=1e-5)
+    assert tape.gradient(terms.losses["autoencoder"], x_hat) is None
+    assert tape.gradient(terms.losses["autoencoder"], x_mix) is not None
+    both = parts.Realism(config.replace(disc_fakes="both"), (32, 32, 3), policy="float32")
+    both.discriminator.set_weights(score.get_weights())
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        fool_both = both.terms(step).losses["autoencoder"]
+    assert tape.gradient(fool_both, x_hat) is not None  # the default shows it both
+
+
 DISSOLVE_ALPHAS = [0.1, 0.2, 0.3, 0.5]
 
 

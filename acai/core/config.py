@@ -18,6 +18,9 @@ JIT_CHOICES = ("auto", "on", "off")
 STRATEGIES = ("auto", "none", "mirrored", "multi_worker", "tpu")
 PATHS = ("lerp", "slerp")  # the walks between two latents, by name, everywhere in acai
 DISC_LOSSES = ("nonsaturating", "hinge")  # the realism discriminator's GAN loss
+# What the realism discriminator is shown as fakes: "both" reconstructions and decoded mixes, or
+# "mixes" only, as in AMR (Beckham et al., 2019), so that its term is on the walks alone.
+DISC_FAKES = ("both", "mixes")
 LR_SCHEDULES = ("constant", "cosine")  # how every optimizer's rate moves over the run
 
 
@@ -53,9 +56,11 @@ class Config:
     # GAN loss (`disc_loss`), so that both look like photos. `disc_r1` weighs an R1 penalty
     # (gamma / 2 times the squared gradient norm of its score on real photos; 0 is off),
     # `disc_depth` is its first-level channels (0: the critic's), and it has its own Adam:
-    # `disc_lr` (0: the same as `lr`), `disc_beta1` and `disc_beta2`.
+    # `disc_lr` (0: the same as `lr`), `disc_beta1` and `disc_beta2`. `disc_fakes="mixes"`
+    # shows it decoded mixes only, and leaves the reconstructions to their own losses.
     discweight: float = 0.0
     disc_loss: str = "nonsaturating"
+    disc_fakes: str = "both"
     disc_r1: float = 0.0
     disc_depth: int = 0
     disc_lr: float = 0.0
@@ -140,6 +145,11 @@ class Config:
                 "disc_loss",
                 self.disc_loss in DISC_LOSSES,
                 f"must be one of {', '.join(DISC_LOSSES)}",
+            ),
+            (
+                "disc_fakes",
+                self.disc_fakes in DISC_FAKES,
+                f"must be one of {', '.join(DISC_FAKES)}",
             ),
             ("strategy", self.strategy in STRATEGIES, f"must be one of {', '.join(STRATEGIES)}"),
         ]

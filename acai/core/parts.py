@@ -130,8 +130,9 @@ class FeatureLoss(Part):
 
 class Realism(Part):
     """A discriminator (the critic's architecture, its own weights and Adam) that tells real
-    photos from reconstructions and decoded mixes; the autoencoder adds `discweight` times its
-    GAN loss, and with `disc_r1` the discriminator gamma / 2 times the R1 penalty."""
+    photos from reconstructions and decoded mixes (with `disc_fakes="mixes"`, from decoded
+    mixes only); the autoencoder adds `discweight` times its GAN loss, and with `disc_r1` the
+    discriminator gamma / 2 times the R1 penalty."""
 
     name = "realism"
     optimizer_argument = "disc_optimizer"
@@ -166,7 +167,10 @@ class Realism(Part):
 
     def terms(self, step: Step, *, optimizer=None) -> Terms:
         score = self._score
-        fakes = ops.concatenate([step.x_hat, step.x_mix], axis=0)  # (2B, H, W, C)
+        if self.config.disc_fakes == "mixes":
+            fakes = step.x_mix  # (B, H, W, C)
+        else:
+            fakes = ops.concatenate([step.x_hat, step.x_mix], axis=0)  # (2B, H, W, C)
         reported = {}
         if self.config.disc_r1:
             # Under mixed_float16 the inner gradient takes the discriminator's loss scale.
