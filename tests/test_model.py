@@ -442,6 +442,18 @@ def test_a_discriminator_shown_mixes_only_leaves_the_reconstructions_to_their_ow
     assert tape.gradient(fool_both, x_hat) is not None  # the default shows it both
 
 
+def test_a_decoder_mlp_is_built_trained_and_kept_in_the_config():
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    model = tiny_model(decoder_mlp=1)
+    before = model.decoder.get_layer("mlp0").kernel.numpy().copy()
+    model.train_step((x, np.zeros(4, np.int32)))
+    assert not np.array_equal(before, model.decoder.get_layer("mlp0").kernel.numpy())
+    again = ACAI.from_config(model.get_config())
+    assert again.config.decoder_mlp == 1
+    assert again.decoder.count_params() == model.decoder.count_params()
+    assert tiny_model().decoder.count_params() < model.decoder.count_params()
+
+
 DISSOLVE_ALPHAS = [0.1, 0.2, 0.3, 0.5]
 
 

@@ -118,3 +118,17 @@ def test_the_matmul_gradient_is_used_on_small_bfloat16_maps_only():
     assert by_matmul("float32") == set()
     stock = networks.encoder((32, 32, 3), depth=4, latent=4, scales=3, stock=True)
     assert all(type(la) is not networks.Conv2D for la in stock.layers)
+
+
+def test_a_decoder_mlp_maps_each_latent_position_alone_before_the_convolutions():
+    dec = networks.decoder((4, 4, 4), depth=4, colors=3, scales=3, mlp=2)
+    mlp = [dec.get_layer(f"mlp{i}") for i in range(2)]
+    assert [(la.kernel_size, la.filters) for la in mlp] == [((1, 1), 64)] * 2  # 4 * (4 << 2)
+    z = np.random.default_rng(0).normal(size=(2, 4, 4, 4)).astype(np.float32)
+    assert dec(z).shape == (2, 32, 32, 3)
+    # 1x1: changing one latent position changes what the mlp makes at that position only
+    head = keras.Model(dec.input, dec.get_layer("mlp1_act").output)
+    moved = z.copy()
+    moved[:, 1, 2] += 1.0
+    changed = np.any(np.asarray(head(moved)) != np.asarray(head(z)), axis=(0, 3))
+    assert changed.sum() == 1 and changed[1, 2]

@@ -39,6 +39,11 @@ class Config:
     latent: int = 16
     latent_width: int = 4
     advdepth: int = 0  # critic depth; 0 means the same as `depth`
+    # Off by default (not in the paper): layers of 1x1 convolutions with leaky ReLU that the
+    # decoder applies to each latent position before its own (`acai.core.networks.decoder`), so
+    # that it is further from linear in its latent and a mix of two codes need not decode to a
+    # blend of their images.
+    decoder_mlp: int = 0
     # Losses: advweight is the paper's lambda (0 gives the plain autoencoder), reg its gamma.
     advweight: float = 0.5
     reg: float = 0.2
@@ -102,6 +107,7 @@ class Config:
             ("depth", self.depth >= 1, "must be at least 1"),
             ("latent", self.latent >= 1, "must be at least 1"),
             ("advdepth", self.advdepth >= 0, "must be 0 (same as depth) or more"),
+            ("decoder_mlp", self.decoder_mlp >= 0, "must be 0 (off) or more"),
             ("advweight", self.advweight >= 0, "must be 0 or more"),
             ("reg", 0 <= self.reg <= 1, "must be in [0, 1]"),
             ("perceptual", self.perceptual >= 0, "must be 0 (off) or more"),

@@ -115,7 +115,11 @@ class ACAI(keras.Model):
             self.image_shape, latent=self.config.latent, name=f"{prefix}encoder", **shape
         )
         decoder = networks.decoder(
-            self.latent_shape, colors=self.image_shape[-1], name=f"{prefix}decoder", **shape
+            self.latent_shape,
+            colors=self.image_shape[-1],
+            mlp=self.config.decoder_mlp,
+            name=f"{prefix}decoder",
+            **shape,
         )
         return encoder, decoder
 

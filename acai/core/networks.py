@@ -235,6 +235,7 @@ def decoder(
     dtype="float32",
     name: str = "decoder",
     stock: bool = False,
+    mlp: int = 0,
 ) -> keras.Model:
     """Builds the decoder, the encoder's mirror image: latent grid -> images in about [-1, 1].
 
@@ -246,12 +247,19 @@ def decoder(
       dtype: a Keras dtype policy name; the output is always float32.
       name: the model's name.
       stock: as for `encoder`.
+      mlp: layers of a small network applied to each latent position first (1x1 convolutions
+        with leaky ReLU, 4 times the first level's channels), none in the paper: a decoder
+        further from linear in its latent, where a mix of two codes need not decode to a mix
+        of their images.
 
     Returns:
       A functional model (B, h, w, latent) -> (B, h << scales, w << scales, colors).
     """
     z = keras.Input(latent_shape, name="latents")
     h = z
+    for layer in range(mlp):
+        h = _conv(4 * (depth << (scales - 1)), 1, dtype, f"mlp{layer}", stock)(h)
+        h = (layers.LeakyReLU if stock else LeakyReLU)(LEAK, dtype=dtype, name=f"mlp{layer}_act")(h)
     for level in reversed(range(scales)):
         h = _conv_act(h, depth << level, dtype, f"up{level}_a", stock)
         h = _conv_act(h, depth << level, dtype, f"up{level}_b", stock)
