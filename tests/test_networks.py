@@ -132,3 +132,5 @@ def test_a_decoder_mlp_maps_each_latent_position_alone_before_the_convolutions()
     moved[:, 1, 2] += 1.0
     changed = np.any(np.asarray(head(moved)) != np.asarray(head(z)), axis=(0, 3))
     assert changed.sum() == 1 and changed[1, 2]
+    flat = networks.decoder((32, 32, 4), depth=4, colors=3, scales=0, mlp=1)  # no levels
+    assert flat.get_layer("mlp0").filters == 16 and flat.output.shape == (None, 32, 32, 3)

@@ -185,8 +185,8 @@ def _conv(filters: int, kernel: int, dtype, name: str, stock: bool) -> layers.Co
     )
 
 
-def _conv_act(h, filters, dtype, name, stock):
-    h = _conv(filters, 3, dtype, name, stock)(h)
+def _conv_act(h, filters, dtype, name, stock, kernel=3):
+    h = _conv(filters, kernel, dtype, name, stock)(h)
     return (layers.LeakyReLU if stock else LeakyReLU)(LEAK, dtype=dtype, name=f"{name}_act")(h)
 
 
@@ -257,9 +257,9 @@ def decoder(
     """
     z = keras.Input(latent_shape, name="latents")
     h = z
+    width = 4 * (depth << max(scales - 1, 0))  # four times the first level's channels
     for layer in range(mlp):
-        h = _conv(4 * (depth << (scales - 1)), 1, dtype, f"mlp{layer}", stock)(h)
-        h = (layers.LeakyReLU if stock else LeakyReLU)(LEAK, dtype=dtype, name=f"mlp{layer}_act")(h)
+        h = _conv_act(h, width, dtype, f"mlp{layer}", stock, kernel=1)
     for level in reversed(range(scales)):
         h = _conv_act(h, depth << level, dtype, f"up{level}_a", stock)
         h = _conv_act(h, depth << level, dtype, f"up{level}_b", stock)
